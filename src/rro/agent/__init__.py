@@ -1,0 +1,1 @@
+"""Turning episodes into chat messages and model turns back into actions."""

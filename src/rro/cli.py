@@ -1,0 +1,220 @@
+"""The `rro` command line."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from rro.config import ConfigError, EvalConfig, ExpertsConfig, load_config
+from rro.fetch import DataError
+
+app = typer.Typer(help="Train LLM agents with Reward Rising Optimization.", no_args_is_help=True)
+data_app = typer.Typer(help="Fetch datasets and build expert trajectories.", no_args_is_help=True)
+db_app = typer.Typer(help="The private MariaDB server for InterCode-SQL's faithful backend.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+app.add_typer(db_app, name="db")
+console = Console(stderr=True)
+
+# Options shared by every command that selects tasks; None means "not given" (keep the config's value).
+SplitOpt = typer.Option(None, help="train, test or all.")
+SchemeOpt = typer.Option(None, help="by-query (default, leak-free), by-db, or records (InterCode's order; leaky).")
+BackendOpt = typer.Option(None, help="sqlite (embedded default) or mariadb (faithful; needs `rro db up`).")
+LimitOpt = typer.Option(None, help="Only the first N tasks of the split.")
+DbOpt = typer.Option(None, "--db", help="Only tasks on this database (repeatable).")
+HardnessOpt = typer.Option(None, "--hardness", help="Only tasks of this hardness: easy, medium, hard, extra (repeatable).")
+EmptyDbOpt = typer.Option(None, "--include-empty-dbs", help="Keep wta_1, whose tables hold no rows (every gold result is empty).")
+ConfigOpt = typer.Option(None, "--config", "-c", help="A TOML file with the command's settings; options override it.")
+
+
+def _fail(message: str) -> None:
+    console.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(code=1)
+
+
+def _intercode_dump():
+    from rro.envs.intercode_sql.dataset import DUMP_FILE
+    from rro.fetch import require_cached
+
+    return require_cached(DUMP_FILE)
+
+
+@data_app.command("fetch")
+def data_fetch(
+    env: str = typer.Argument(..., help="Which dataset: intercode-sql."),
+    source: Optional[Path] = typer.Option(None, "--from", help="A local mirror folder to copy from instead of downloading."),
+) -> None:
+    """Download (or copy from a mirror) and verify an environment's data files."""
+    from rro.fetch import ensure_file
+
+    if env != "intercode-sql":
+        _fail(f"unknown dataset {env!r}; available: intercode-sql")
+    from rro.envs.intercode_sql.dataset import DUMP_FILE, TASKS_FILE
+
+    try:
+        for remote in (TASKS_FILE, DUMP_FILE):
+            path = ensure_file(remote, source)
+            console.print(f"[green]ok[/green] {remote.name} -> {path}")
+    except DataError as err:
+        _fail(str(err))
+
+
+@data_app.command("splits")
+def data_splits(env: str = typer.Argument("intercode-sql")) -> None:
+    """Print the task counts of every split scheme."""
+    from rro.envs.intercode_sql.dataset import SPLIT_SCHEMES, load_tasks, normalize_sql
+
+    if env != "intercode-sql":
+        _fail(f"unknown environment {env!r}")
+    table = Table("scheme", "train", "test", "test golds also in train", "test databases")
+    try:
+        for scheme in SPLIT_SCHEMES:
+            train, test = load_tasks("train", scheme), load_tasks("test", scheme)
+            train_golds = {normalize_sql(t.fields["gold"]) for t in train}
+            leaks = sum(normalize_sql(t.fields["gold"]) in train_golds for t in test)
+            table.add_row(scheme, str(len(train)), str(len(test)), str(leaks), str(len({t.fields["db"] for t in test})))
+    except DataError as err:
+        _fail(str(err))
+    Console().print(table)
+
+
+@data_app.command("experts")
+def data_experts(
+    env: str = typer.Argument("intercode-sql"),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output JSONL (chat messages, one trajectory per line)."),
+    split: Optional[str] = SplitOpt,
+    scheme: Optional[str] = SchemeOpt,
+    backend: Optional[str] = BackendOpt,
+    limit: Optional[int] = LimitOpt,
+    db: Optional[list[str]] = DbOpt,
+    hardness: Optional[list[str]] = HardnessOpt,
+    include_empty_dbs: Optional[bool] = EmptyDbOpt,
+    config: Optional[Path] = ConfigOpt,
+) -> None:
+    """Write the oracle's trajectories that score 1.0, in chat format for SFT."""
+    from rro.experts import collect_experts
+
+    try:
+        cfg = load_config(ExpertsConfig, config, env=env, output=output, split=split, scheme=scheme, backend=backend,
+                          limit=limit, dbs=db, hardness=hardness, include_empty_dbs=include_empty_dbs)
+        report = collect_experts(cfg)
+    except (ConfigError, DataError, ValueError, RuntimeError) as err:
+        _fail(str(err))
+    console.print(f"kept {report['kept']} of {report['tasks']} trajectories ({cfg.backend}) -> {cfg.output}")
+    console.print(f"rewards: {report['reward_counts']}")
+
+
+@db_app.command("up")
+def db_up() -> None:
+    """Start the private MariaDB server (initialise it and load the dump on first use)."""
+    from rro.envs.intercode_sql import mariadb_backend
+
+    try:
+        paths = mariadb_backend.up(_intercode_dump())
+    except (DataError, mariadb_backend.MariaDBError) as err:
+        _fail(str(err))
+    console.print(f"[green]MariaDB is up[/green] on {paths.socket}")
+
+
+@db_app.command("down")
+def db_down() -> None:
+    """Stop the private MariaDB server."""
+    from rro.envs.intercode_sql import mariadb_backend
+
+    console.print("stopped" if mariadb_backend.down() else "not running")
+
+
+@db_app.command("status")
+def db_status() -> None:
+    """Show whether the private MariaDB server runs, and where."""
+    from rro.envs.intercode_sql import mariadb_backend
+
+    info = mariadb_backend.status()
+    print(json.dumps(info, indent=2))
+    if not info["running"]:
+        raise typer.Exit(code=3)
+
+
+@app.command()
+def play(
+    env: str = typer.Argument("intercode-sql"),
+    task: int = typer.Option(..., "--task", help="Task number (InterCode record index)."),
+    backend: str = typer.Option("sqlite", help="sqlite or mariadb."),
+) -> None:
+    """Play a task by hand: type one action per line (a MySQL statement, or submit).
+
+    Reads standard input, so it can be scripted: `printf 'SHOW TABLES\\nsubmit\\n' | rro play ...`.
+    """
+    from rro.envs import make
+    from rro.envs.intercode_sql.dataset import task_by_id
+
+    if env != "intercode-sql":
+        _fail(f"unknown environment {env!r}")
+    try:
+        the_task = task_by_id(task)
+        environment = make(env, backend=backend)
+    except (DataError, ValueError, RuntimeError) as err:
+        _fail(str(err))
+    out = Console()
+    interactive = sys.stdin.isatty()
+    out.print(environment.reset(the_task), markup=False)
+    out.print("Type a MySQL statement or `submit` (one per line).", style="dim")
+    done, reward = False, 0.0
+    try:
+        while not done:
+            if interactive:
+                out.print("> ", end="")
+            line = sys.stdin.readline()
+            if not line:
+                break
+            if not line.strip():
+                continue
+            observation, reward, done, _ = environment.step(line.strip())
+            out.print(observation, markup=False, highlight=False)
+    finally:
+        environment.close()
+    out.print(f"reward: {reward}" if done else "ended without submitting: reward 0")
+
+
+@app.command("eval")
+def eval_command(
+    env: Optional[str] = typer.Option(None, help="Environment (default intercode-sql)."),
+    policy: Optional[str] = typer.Option(None, help="Who acts: expert (the oracle)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output folder (episodes.jsonl, summary.json)."),
+    split: Optional[str] = SplitOpt,
+    scheme: Optional[str] = SchemeOpt,
+    backend: Optional[str] = BackendOpt,
+    limit: Optional[int] = LimitOpt,
+    db: Optional[list[str]] = DbOpt,
+    hardness: Optional[list[str]] = HardnessOpt,
+    include_empty_dbs: Optional[bool] = EmptyDbOpt,
+    max_steps: Optional[int] = typer.Option(None, help="Turns before an episode is cut (scores 0)."),
+    config: Optional[Path] = ConfigOpt,
+) -> None:
+    """Evaluate a policy on a split; resumable (rerun with the same -o to continue)."""
+    from rro.evaluate import evaluate
+
+    try:
+        cfg = load_config(EvalConfig, config, env=env, policy=policy, output=output, split=split, scheme=scheme,
+                          backend=backend, limit=limit, dbs=db, hardness=hardness,
+                          include_empty_dbs=include_empty_dbs, max_steps=max_steps)
+        summary = evaluate(cfg)
+    except (ConfigError, DataError, ValueError, RuntimeError) as err:
+        _fail(str(err))
+    table = Table("metric", "value", title=f"{cfg.policy} on {cfg.env} {cfg.split} ({cfg.backend})")
+    for key in ("tasks", "avg_reward", "success_rate", "mean_steps", "invalid_turn_rate", "generated_tokens"):
+        value = summary[key]
+        table.add_row(key, f"{value:.2f}" if isinstance(value, float) else str(value))
+    for name, block in summary["by_hardness"].items():
+        table.add_row(f"  {name}", f"{block['avg_reward']:.2f} avg, {block['success_rate']:.1f}% success ({block['tasks']})")
+    Console().print(table)
+    console.print(f"wrote {cfg.output}/summary.json")
+
+
+if __name__ == "__main__":
+    app()

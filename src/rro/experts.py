@@ -1,0 +1,57 @@
+"""Expert trajectories for SFT: the environment's oracle, replayed and kept only when it succeeds.
+
+Each kept episode becomes one JSONL record with a `messages` list in the shared conversation
+format, which `datasets` and TRL's SFT trainer read as-is.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+from rich.progress import Progress
+
+from rro.agent.trajectory import write_json_atomic, write_jsonl_atomic
+from rro.config import ExpertsConfig
+from rro.envs.base import spec
+from rro.rollout import run_expert_episode
+
+
+def collect_experts(config: ExpertsConfig) -> dict:
+    env_spec = spec(config.env)
+    tasks = config.tasks()
+    env = config.make_env()
+    kept, rewards, dropped = [], Counter(), []
+    try:
+        with Progress() as progress:
+            bar = progress.add_task(f"experts {config.env}", total=len(tasks))
+            for task in tasks:
+                episode = run_expert_episode(env_spec, env, task, config.max_steps)
+                rewards[episode.reward] += 1
+                if episode.reward == 1.0:
+                    kept.append({
+                        "env": episode.env,
+                        "task_id": episode.task_id,
+                        "reward": episode.reward,
+                        "task_fields": episode.task_fields,
+                        "messages": episode.messages,
+                    })
+                else:
+                    dropped.append(task.id)
+                progress.advance(bar)
+    finally:
+        env.close()
+    output = Path(config.output)
+    write_jsonl_atomic(output, kept)
+    report = {
+        "env": config.env,
+        "backend": config.backend,
+        "split": config.split,
+        "scheme": config.scheme,
+        "tasks": len(tasks),
+        "kept": len(kept),
+        "dropped_task_ids": dropped,
+        "reward_counts": {str(k): v for k, v in sorted(rewards.items())},
+    }
+    write_json_atomic(output.with_suffix(".report.json"), report)
+    return report

