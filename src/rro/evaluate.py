@@ -6,6 +6,7 @@ resumes where it stopped; `DIR/summary.json` is rewritten atomically at the end.
 
 from __future__ import annotations
 
+import json
 import statistics
 import time
 from collections import defaultdict
