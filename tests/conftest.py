@@ -47,3 +47,11 @@ def backend(request) -> str:
     if request.param == "mariadb":
         request.getfixturevalue("mariadb_server")
     return request.param
+
+
+@pytest.fixture(scope="session")
+def tiny_policy(rro_home):
+    """The tiny random model (SmolLM2's tokenizer and template, two small layers), in float32."""
+    from rro.policy.hf import HFPolicy
+
+    return HFPolicy("tiny-random", dtype="float32")

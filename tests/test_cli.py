@@ -53,9 +53,9 @@ def test_eval_expert_writes_summary_and_resumes(tmp_path):
     assert sorted(r["task_id"] for r in records) == sorted(json.loads(line)["task_id"] for line in lines)
 
     # A finished run is a no-op; a different setting in the same folder is refused.
-    assert rro("eval", "--split", "test", "--limit", "6", "-o", str(out)).exit_code == 0
+    assert rro("eval", "--policy", "expert", "--split", "test", "--limit", "6", "-o", str(out)).exit_code == 0
     assert len((out / "episodes.jsonl").read_text().splitlines()) == 6
-    result = rro("eval", "--split", "train", "--limit", "6", "-o", str(out))
+    result = rro("eval", "--policy", "expert", "--split", "train", "--limit", "6", "-o", str(out))
     assert result.exit_code == 1 and "different settings" in result.output
 
 
@@ -85,7 +85,7 @@ def test_experts_are_chat_conversations(tmp_path):
 
 def test_config_file_and_bad_fields(tmp_path):
     config = tmp_path / "eval.toml"
-    config.write_text(f'split = "test"\nlimit = 2\noutput = "{tmp_path / "from-config"}"\n')
+    config.write_text(f'policy = "expert"\nsplit = "test"\nlimit = 2\noutput = "{tmp_path / "from-config"}"\n')
     assert rro("eval", "--config", str(config)).exit_code == 0
     assert (tmp_path / "from-config" / "summary.json").exists()
 

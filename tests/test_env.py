@@ -117,3 +117,17 @@ def test_max_steps_ends_with_zero(env):
     for _ in range(2):
         apply_turn(env, episode, "Thought: t\nAction: ```sql\nSELECT 1\n```", max_steps=2)
     assert episode.termination == "max_steps" and episode.reward == 0.0 and len(episode.steps) == 2
+
+
+def test_repeated_invalid_turns_end_the_episode(env):
+    episode = start_episode(env, task_by_id(TASK), policy="test")
+    for _ in range(3):
+        apply_turn(env, episode, "no action here", max_steps=10, max_invalid_turns=3)
+    assert episode.termination == "invalid" and episode.reward == 0.0 and len(episode.steps) == 3
+
+
+def test_a_valid_turn_resets_the_invalid_count(env):
+    episode = start_episode(env, task_by_id(TASK), policy="test")
+    for turn in ["x", "y", "Thought: t\nAction: ```sql\nSHOW TABLES\n```", "x", "y"]:
+        apply_turn(env, episode, turn, max_steps=10, max_invalid_turns=3)
+    assert not episode.done

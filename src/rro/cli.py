@@ -18,7 +18,9 @@ app = typer.Typer(help="Train LLM agents with Reward Rising Optimization.", no_a
 data_app = typer.Typer(help="Fetch datasets and build expert trajectories.", no_args_is_help=True)
 db_app = typer.Typer(help="The private MariaDB server for InterCode-SQL's faithful backend.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+model_app = typer.Typer(help="Named models: fetch and convert them once.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+app.add_typer(model_app, name="model")
 console = Console(stderr=True)
 
 # Options shared by every command that selects tasks; None means "not given" (keep the config's value).
@@ -183,8 +185,9 @@ def play(
 
 @app.command("eval")
 def eval_command(
+    model: Optional[str] = typer.Option(None, help="Model: a named model (smollm2-135m), a checkpoint folder or a transformers id."),
+    policy: Optional[str] = typer.Option(None, help="model (default) or expert (the oracle; no model needed)."),
     env: Optional[str] = typer.Option(None, help="Environment (default intercode-sql)."),
-    policy: Optional[str] = typer.Option(None, help="Who acts: expert (the oracle)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output folder (episodes.jsonl, summary.json)."),
     split: Optional[str] = SplitOpt,
     scheme: Optional[str] = SchemeOpt,
@@ -194,26 +197,51 @@ def eval_command(
     hardness: Optional[list[str]] = HardnessOpt,
     include_empty_dbs: Optional[bool] = EmptyDbOpt,
     max_steps: Optional[int] = typer.Option(None, help="Turns before an episode is cut (scores 0)."),
+    policy_backend: Optional[str] = typer.Option(None, help="hf (transformers, default) or openai (an OpenAI-compatible server)."),
+    base_url: Optional[str] = typer.Option(None, help="The server for --policy-backend openai, e.g. http://127.0.0.1:8000/v1."),
+    dtype: Optional[str] = typer.Option(None, help="auto (bf16 where the hardware has it), float32, bfloat16."),
+    temperature: Optional[float] = typer.Option(None, help="0 = greedy (default)."),
+    max_new_tokens: Optional[int] = typer.Option(None, help="Token limit of one agent turn."),
+    seed: Optional[int] = typer.Option(None),
+    icl_shots: Optional[int] = typer.Option(None, help="In-context examples: 1 for base models, 0 for rro checkpoints (default)."),
     config: Optional[Path] = ConfigOpt,
 ) -> None:
-    """Evaluate a policy on a split; resumable (rerun with the same -o to continue)."""
+    """Evaluate a model (or the expert) on a split; resumable (rerun with the same -o to continue)."""
     from rro.evaluate import evaluate
+    from rro.policy import PolicyError
 
     try:
-        cfg = load_config(EvalConfig, config, env=env, policy=policy, output=output, split=split, scheme=scheme,
-                          backend=backend, limit=limit, dbs=db, hardness=hardness,
-                          include_empty_dbs=include_empty_dbs, max_steps=max_steps)
+        cfg = load_config(EvalConfig, config, model=model, policy=policy, env=env, output=output, split=split,
+                          scheme=scheme, backend=backend, limit=limit, dbs=db, hardness=hardness,
+                          include_empty_dbs=include_empty_dbs, max_steps=max_steps, policy_backend=policy_backend,
+                          base_url=base_url, dtype=dtype, temperature=temperature, max_new_tokens=max_new_tokens,
+                          seed=seed, icl_shots=icl_shots)
         summary = evaluate(cfg)
-    except (ConfigError, DataError, ValueError, RuntimeError) as err:
+    except (ConfigError, DataError, PolicyError, ValueError, RuntimeError) as err:
         _fail(str(err))
-    table = Table("metric", "value", title=f"{cfg.policy} on {cfg.env} {cfg.split} ({cfg.backend})")
-    for key in ("tasks", "avg_reward", "success_rate", "mean_steps", "invalid_turn_rate", "generated_tokens"):
+    who = cfg.model if cfg.policy == "model" else "expert"
+    table = Table("metric", "value", title=f"{who} on {cfg.env} {cfg.split} ({cfg.backend})")
+    for key in ("tasks", "avg_reward", "success_rate", "mean_steps", "invalid_turn_rate", "generated_tokens",
+                "wall_seconds_this_run"):
         value = summary[key]
         table.add_row(key, f"{value:.2f}" if isinstance(value, float) else str(value))
     for name, block in summary["by_hardness"].items():
         table.add_row(f"  {name}", f"{block['avg_reward']:.2f} avg, {block['success_rate']:.1f}% success ({block['tasks']})")
     Console().print(table)
     console.print(f"wrote {cfg.output}/summary.json")
+
+
+@model_app.command("fetch")
+def model_fetch(name: str = typer.Argument("smollm2-135m", help="A named model: smollm2-135m or tiny-random.")) -> None:
+    """Download a named model and convert it once into an ordinary checkpoint under RRO_HOME."""
+    from rro.policy import PolicyError
+    from rro.policy.models import fetch_model
+
+    try:
+        path = fetch_model(name)
+    except PolicyError as err:
+        _fail(str(err))
+    console.print(f"[green]ok[/green] {name} -> {path}")
 
 
 if __name__ == "__main__":

@@ -32,6 +32,8 @@ class TaskSelection(StrictModel):
     limit: int | None = Field(default=None, ge=1)
     backend: Literal["sqlite", "mariadb"] = "sqlite"
     max_steps: int = Field(default=10, ge=1)
+    # End an episode after this many consecutive turns without a valid action (0 = never).
+    max_invalid_turns: int = Field(default=3, ge=0)
 
     def tasks(self) -> list[Task]:
         tasks = spec(self.env).load_tasks(
@@ -47,9 +49,41 @@ class TaskSelection(StrictModel):
         return make(self.env, backend=self.backend)
 
 
-class EvalConfig(TaskSelection):
-    policy: Literal["expert"] = "expert"
-    icl_shots: int = Field(default=0, ge=0)
+class PolicyConfig(StrictModel):
+    """Which model writes the agent's turns, where it runs, and how it samples."""
+
+    model: str = "smollm2-135m"  # a named model, a local checkpoint, or a transformers model id
+    policy_backend: Literal["hf", "openai"] = "hf"
+    base_url: str | None = None  # the OpenAI-compatible server, for policy_backend = "openai"
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    device: str = "auto"
+    max_batch_size: int | None = Field(default=None, ge=1)
+    temperature: float = Field(default=0.0, ge=0.0)  # 0 = greedy
+    top_p: float = Field(default=1.0, gt=0.0, le=1.0)
+    max_new_tokens: int = Field(default=256, ge=1)
+    seed: int = 0
+    # In-context examples in the first message; None = 1 for a base model, 0 for a checkpoint
+    # trained by rro (it learnt the format).
+    icl_shots: int | None = Field(default=None, ge=0, le=1)
+
+    def resolved_icl_shots(self) -> int:
+        if self.icl_shots is not None:
+            return self.icl_shots
+        return 0 if (Path(self.model) / "rro-train.json").exists() else 1
+
+    def load_policy(self):
+        from rro.policy import load_policy
+
+        if self.policy_backend == "openai":
+            if not self.base_url:
+                raise ConfigError("policy_backend = 'openai' needs base_url (e.g. http://127.0.0.1:8000/v1)")
+            return load_policy(self.model, "openai", base_url=self.base_url)
+        return load_policy(self.model, "hf", dtype=self.dtype, device=self.device, max_batch_size=self.max_batch_size)
+
+
+class EvalConfig(TaskSelection, PolicyConfig):
+    policy: Literal["model", "expert"] = "model"
+    tasks_per_batch: int = Field(default=64, ge=1)  # episodes run together (and environments open at once)
     output: Path
 
 

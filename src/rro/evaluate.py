@@ -10,7 +10,7 @@ import json
 import statistics
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -18,10 +18,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rro.agent.trajectory import Episode, JsonlWriter, read_episodes, write_json_atomic
 from rro.config import ConfigError, EvalConfig
 from rro.envs.base import spec
-from rro.rollout import run_expert_episode
+from rro.rollout import EpisodeRequest, SamplingConfig, run_episodes, run_expert_episode
 
 # Fields that change what an episode is; an output folder holds episodes of one setting only.
-_RUN_IDENTITY = ("env", "policy", "split", "scheme", "backend", "max_steps", "icl_shots", "include_empty_dbs")
+_RUN_IDENTITY = ("env", "policy", "split", "scheme", "backend", "max_steps", "max_invalid_turns", "include_empty_dbs")
+_MODEL_IDENTITY = ("model", "temperature", "top_p", "max_new_tokens", "seed", "icl_shots")
 
 
 def _rate(values: Iterable[bool]) -> float:
@@ -53,6 +54,7 @@ def summarize(episodes: list[Episode]) -> dict:
         "invalid_turn_rate": _rate(not step.well_formed for step in steps),
         "unparsed_turn_rate": _rate(step.action is None for step in steps),
         "generated_tokens": sum(step.generated_tokens for step in steps),
+        "prompt_tokens": sum(step.prompt_tokens for step in steps),
         "episode_wall_seconds": sum(e.wall_s for e in episodes),
         "terminations": dict(terminations),
     }
@@ -60,7 +62,8 @@ def summarize(episodes: list[Episode]) -> dict:
 
 def _check_same_run(config: EvalConfig, out: Path) -> None:
     saved_path = out / "config.json"
-    identity = {key: getattr(config, key) for key in _RUN_IDENTITY}
+    keys = _RUN_IDENTITY + (_MODEL_IDENTITY if config.policy == "model" else ())
+    identity = {key: getattr(config, key) for key in keys}
     if saved_path.exists():
         saved = json.loads(saved_path.read_text())
         changed = {k: (saved.get(k), v) for k, v in identity.items() if saved.get(k) != v}
@@ -70,7 +73,8 @@ def _check_same_run(config: EvalConfig, out: Path) -> None:
     write_json_atomic(saved_path, config.model_dump(mode="json"))
 
 
-def evaluate(config: EvalConfig, on_episode: Callable[[Episode], None] | None = None) -> dict:
+def evaluate(config: EvalConfig, policy=None) -> dict:
+    """Run (or resume) an evaluation; `policy` may be passed in to reuse a loaded model."""
     out = Path(config.output)
     out.mkdir(parents=True, exist_ok=True)
     _check_same_run(config, out)
@@ -78,36 +82,56 @@ def evaluate(config: EvalConfig, on_episode: Callable[[Episode], None] | None = 
     episodes_path = out / "episodes.jsonl"
     finished = {e.task_id: e for e in read_episodes(episodes_path)}
     todo = [task for task in tasks if task.id not in finished]
+    if config.policy == "model" and todo and policy is None:
+        policy = config.load_policy()
 
-    env_spec = spec(config.env)
     started = time.perf_counter()
-    env = config.make_env()
-    try:
-        with JsonlWriter(episodes_path) as writer, Progress(
-            TextColumn("[bold]eval[/bold] {task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("avg reward {task.fields[avg]:.1f}"),
-            TimeElapsedColumn(),
-        ) as progress:
-            rewards = [e.reward for e in finished.values()]
-            bar = progress.add_task(config.env, total=len(tasks), completed=len(tasks) - len(todo),
-                                    avg=100 * statistics.fmean(rewards) if rewards else 0.0)
-            for task in todo:
-                episode = run_expert_episode(env_spec, env, task, config.max_steps)
-                writer.write(episode)
-                finished[task.id] = episode
-                rewards.append(episode.reward)
-                progress.update(bar, advance=1, avg=100 * statistics.fmean(rewards))
-                if on_episode:
-                    on_episode(episode)
-    finally:
-        env.close()
+    with JsonlWriter(episodes_path) as writer, Progress(
+        TextColumn("[bold]eval[/bold] {task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("avg reward {task.fields[avg]:.1f}  tokens {task.fields[tokens]}"),
+        TimeElapsedColumn(),
+    ) as progress:
+        rewards = [e.reward for e in finished.values()]
+        tokens = [0]
+        bar = progress.add_task(config.env, total=len(tasks), completed=len(tasks) - len(todo),
+                                avg=100 * statistics.fmean(rewards) if rewards else 0.0, tokens=0)
+
+        def record(episode: Episode) -> None:
+            writer.write(episode)
+            finished[episode.task_id] = episode
+            rewards.append(episode.reward)
+            tokens[0] += sum(step.generated_tokens for step in episode.steps)
+            progress.update(bar, advance=1, avg=100 * statistics.fmean(rewards), tokens=tokens[0])
+
+        if config.policy == "expert":
+            env_spec, env = spec(config.env), config.make_env()
+            try:
+                for task in todo:
+                    record(run_expert_episode(env_spec, env, task, config.max_steps))  # never malformed
+            finally:
+                env.close()
+        else:
+            sampling = SamplingConfig(config.temperature, config.top_p, config.max_new_tokens, config.seed)
+            for first in range(0, len(todo), config.tasks_per_batch):
+                chunk = todo[first : first + config.tasks_per_batch]
+                run_episodes(
+                    [EpisodeRequest(task) for task in chunk],
+                    policy,
+                    config.make_env,
+                    sampling,
+                    max_steps=config.max_steps,
+                    icl_shots=config.resolved_icl_shots(),
+                    max_invalid_turns=config.max_invalid_turns,
+                    on_finished=lambda _request, episode: record(episode),
+                )
 
     selected = [finished[task.id] for task in tasks]
     summary = {
         "env": config.env,
         "policy": config.policy,
+        "model": config.model if config.policy == "model" else None,
         "split": config.split,
         "scheme": config.scheme,
         "backend": config.backend,

@@ -1,18 +1,23 @@
-"""Where environments and agents meet: running episodes turn by turn.
+"""Where environments and agents meet: running many episodes at once.
 
-`apply_turn` is the one place a model's text becomes an action in an environment: it parses the
-turn, steps the environment (or answers a malformed turn with an error observation), and records
-the step and the chat messages.
+`apply_turn` is the one place a model's text becomes an action: it parses the turn, steps the
+environment (or answers a malformed turn with an error observation), and records the step and the
+chat messages. `run_episodes` drives any number of episodes together: at every step the next turn
+of *every* active episode (across tasks, and across the rollouts of one state) goes to the policy
+in one batched call; finished episodes drop out and their environments are closed.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 from rro.agent.parse import parse_turn
-from rro.agent.prompts import agent_message, first_message, observation_message
+from rro.agent.prompts import agent_message, conversation_start, observation_message
 from rro.agent.trajectory import Episode, Step
 from rro.envs.base import Env, EnvSpec, Task
+from rro.policy.base import Policy
 
 # Task fields that are worth keeping on every episode record (for breakdowns and reading).
 _RECORDED_FIELDS = ("db", "hardness", "gold")
@@ -24,13 +29,30 @@ def start_episode(env: Env, task: Task, policy: str, icl_shots: int = 0) -> Epis
         env=task.env,
         task_id=task.id,
         policy=policy,
-        messages=[first_message(task.env, observation, icl_shots)],
+        messages=conversation_start(task.env, observation, icl_shots),
         task_fields={k: task.fields[k] for k in _RECORDED_FIELDS if k in task.fields},
     )
 
 
-def apply_turn(env: Env, episode: Episode, turn: str, max_steps: int, generated_tokens: int = 0) -> str:
-    """Apply one agent turn to a running episode; return the observation the agent sees next."""
+# Consecutive turns without a valid action after which an episode ends as "invalid" (reward 0).
+MAX_INVALID_TURNS = 3
+
+
+def apply_turn(
+    env: Env,
+    episode: Episode,
+    turn: str,
+    max_steps: int,
+    generated_tokens: int = 0,
+    prompt_tokens: int = 0,
+    max_invalid_turns: int = MAX_INVALID_TURNS,
+) -> str:
+    """Apply one agent turn to a running episode; return the observation the agent sees next.
+
+    The episode ends at a terminal action ("submitted"), at `max_steps` ("max_steps", reward 0), or
+    after `max_invalid_turns` consecutive turns without a valid action ("invalid", reward 0; 0 = never):
+    a model that cannot produce the format would otherwise spend every remaining step repeating itself.
+    """
     parsed = parse_turn(turn)
     if parsed.action is None:
         observation, reward, done, info = parsed.observation, 0.0, False, {"error": parsed.error}
@@ -45,6 +67,7 @@ def apply_turn(env: Env, episode: Episode, turn: str, max_steps: int, generated_
             reward=reward,
             done=done,
             generated_tokens=generated_tokens,
+            prompt_tokens=prompt_tokens,
             info=info,
         )
     )
@@ -53,6 +76,9 @@ def apply_turn(env: Env, episode: Episode, turn: str, max_steps: int, generated_
         episode.reward, episode.termination = reward, "submitted"
     elif len(episode.steps) >= max_steps:
         episode.reward, episode.termination = 0.0, "max_steps"  # no terminal action: scores 0
+    elif max_invalid_turns and all(step.action is None for step in episode.steps[-max_invalid_turns:]) \
+            and len(episode.steps) >= max_invalid_turns:
+        episode.reward, episode.termination = 0.0, "invalid"
     else:
         episode.messages.append(observation_message(observation))
     return observation
@@ -75,3 +101,85 @@ def run_expert_episode(env_spec: EnvSpec, env: Env, task: Task, max_steps: int) 
             episode.termination = "invalid"
     episode.wall_s = time.perf_counter() - started
     return episode
+
+
+@dataclass(frozen=True)
+class EpisodeRequest:
+    """An episode to run: a task, and optionally the agent turns already taken (replayed first)."""
+
+    task: Task
+    prefix: tuple[str, ...] = ()
+    tag: object = None  # the caller's label, handed back on the episode's result
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    temperature: float = 0.0
+    top_p: float = 1.0
+    max_new_tokens: int = 256
+    seed: int | None = 0
+
+
+@dataclass
+class _Running:
+    request: EpisodeRequest
+    env: Env
+    episode: Episode
+    started: float = field(default_factory=time.perf_counter)
+
+
+def run_episodes(
+    requests: Sequence[EpisodeRequest],
+    policy: Policy,
+    make_env: Callable[[], Env],
+    sampling: SamplingConfig = SamplingConfig(),
+    max_steps: int = 10,
+    icl_shots: int = 0,
+    max_invalid_turns: int = MAX_INVALID_TURNS,
+    on_finished: Callable[[EpisodeRequest, Episode], None] | None = None,
+) -> list[Episode]:
+    """Run all `requests` to the end, batching every active episode's next turn into one call."""
+    running: list[_Running] = []
+    finished: dict[int, Episode] = {}
+    ids: dict[int, int] = {}
+
+    def finish(slot: _Running) -> None:
+        slot.env.close()
+        slot.episode.wall_s = time.perf_counter() - slot.started
+        finished[ids[id(slot)]] = slot.episode
+        if on_finished:
+            on_finished(slot.request, slot.episode)
+
+    for index, request in enumerate(requests):
+        env = make_env()
+        slot = _Running(request, env, start_episode(env, request.task, policy.name, icl_shots))
+        ids[id(slot)] = index
+        for turn in request.prefix:  # restore the state by replaying the turns already taken
+            apply_turn(env, slot.episode, turn, max_steps, max_invalid_turns=max_invalid_turns)
+        if slot.episode.done:
+            finish(slot)
+        else:
+            running.append(slot)
+
+    step = 0
+    while running:
+        seed = None if sampling.seed is None else sampling.seed + step
+        completions = policy.generate(
+            [slot.episode.messages for slot in running],
+            n=1,
+            temperature=sampling.temperature,
+            top_p=sampling.top_p,
+            max_new_tokens=sampling.max_new_tokens,
+            seed=seed,
+        )
+        still_running = []
+        for slot, (completion,) in zip(running, completions):
+            apply_turn(slot.env, slot.episode, completion.text, max_steps,
+                       completion.generated_tokens, completion.prompt_tokens, max_invalid_turns)
+            if slot.episode.done:
+                finish(slot)
+            else:
+                still_running.append(slot)
+        running = still_running
+        step += 1
+    return [finished[i] for i in range(len(requests))]

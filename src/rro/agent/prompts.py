@@ -1,8 +1,9 @@
 """The one conversation format used for SFT, sampling, rollouts, DPO and evaluation.
 
-A conversation opens with one user message: the environment's instruction, optionally an
-in-context example, and the task's first observation. Agent turns are assistant messages;
-observations are user messages. Models render it with their own chat template.
+A conversation opens with a user message holding the environment's instruction and the task's
+first observation, optionally preceded by a worked example as real chat turns. Agent turns are
+assistant messages; observations are user messages (`Observation: ...`). Models render it with
+their own chat template.
 """
 
 from __future__ import annotations
@@ -19,36 +20,45 @@ INSTRUCTIONS = {
     ),
 }
 
+# One worked example per environment, given as real chat turns: measured with SmolLM2-135M on
+# 8 test tasks, greedy first turns were valid 5 times of 8 with the example as turns, 1 with the
+# same example pasted into the instruction text.
 EXAMPLES = {
-    "intercode-sql": (
-        "Example:\n"
-        "Database: shop\nQuestion: How many customers live in Paris?\n"
-        "Thought: I need to know which tables this database has.\n"
-        "Action: ```sql\nSHOW TABLES\n```\n"
-        "Observation: [('customer',), ('orders',)]\n"
-        "Thought: The question involves customer; let me check its columns.\n"
-        "Action: ```sql\nDESCRIBE customer\n```\n"
-        "Observation: [('id', 'int(11)', 'NO', 'PRI', None, ''), ('name', 'text', 'YES', '', None, ''), "
-        "('city', 'text', 'YES', '', None, '')]\n"
-        "Thought: Now I can write the query that answers the question.\n"
-        "Action: ```sql\nSELECT count(*) FROM customer WHERE city = 'Paris'\n```\n"
-        "Observation: [(42,)]\n"
-        "Thought: The query returned the answer, so I submit it.\n"
-        "Action: submit"
-    ),
+    "intercode-sql": {
+        "observation": "Database: shop\nQuestion: How many customers live in Paris?",
+        "steps": [
+            ("Thought: I need to know which tables this database has.\nAction: ```sql\nSHOW TABLES\n```",
+             "[('customer',), ('orders',)]"),
+            ("Thought: The question involves customer; let me check its columns.\nAction: ```sql\nDESCRIBE customer\n```",
+             "[('id', 'int(11)', 'NO', 'PRI', None, ''), ('name', 'text', 'YES', '', None, ''), "
+             "('city', 'text', 'YES', '', None, '')]"),
+            ("Thought: Now I can write the query that answers the question.\n"
+             "Action: ```sql\nSELECT count(*) FROM customer WHERE city = 'Paris'\n```",
+             "[(42,)]"),
+            ("Thought: The query returned the answer, so I submit it.\nAction: submit", None),
+        ],
+    },
 }
+NEW_TASK = "Now a new task.\n\n"
 
 
-def first_message(env: str, observation: str, icl_shots: int = 0) -> dict:
-    """The opening user message of an episode."""
+def conversation_start(env: str, observation: str, icl_shots: int = 0) -> list[dict]:
+    """The opening messages of an episode: the instruction and the task, after the worked example
+    when `icl_shots` > 0 (one example is all we ship; more would not fit small contexts)."""
     try:
-        parts = [INSTRUCTIONS[env]]
+        instruction = INSTRUCTIONS[env]
     except KeyError:
         raise KeyError(f"no instruction written for environment {env!r}") from None
-    if icl_shots > 0:
-        parts.append(EXAMPLES[env])  # one example is all we ship; more would not fit small contexts
-    parts.append(observation)
-    return {"role": "user", "content": "\n\n".join(parts)}
+    if icl_shots == 0:
+        return [{"role": "user", "content": f"{instruction}\n\n{observation}"}]
+    example = EXAMPLES[env]
+    messages = [{"role": "user", "content": f"{instruction}\n\n{example['observation']}"}]
+    for turn, example_observation in example["steps"]:
+        messages.append(agent_message(turn))
+        if example_observation is not None:
+            messages.append(observation_message(example_observation))
+    messages.append({"role": "user", "content": NEW_TASK + observation})
+    return messages
 
 
 def observation_message(observation: str) -> dict:

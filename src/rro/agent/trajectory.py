@@ -25,6 +25,7 @@ class Step(BaseModel):
     reward: float = 0.0
     done: bool = False
     generated_tokens: int = 0
+    prompt_tokens: int = 0
     info: dict[str, Any] = Field(default_factory=dict)
 
 

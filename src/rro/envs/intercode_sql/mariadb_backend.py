@@ -120,6 +120,7 @@ def _server_options(paths: ServerPaths) -> list[str]:
         # on each connection, so the same query could answer differently between episodes. On-disk
         # temporary tables answer the same every time; Spider's tables are small enough not to care.
         "--tmp-memory-table-size=0",
+        "--max-connections=2000",  # one per running episode: rollouts run hundreds at once
         *_user_flag(),
     ]
 

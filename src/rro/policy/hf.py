@@ -1,0 +1,144 @@
+"""The transformers backend: batched generation on CPU or GPU.
+
+Prompts are rendered with the model's own chat template, sorted by length so that each batch
+wastes little padding, left-padded, and cut into batches bounded both in rows and in tokens
+(rows × (longest prompt + new tokens)), which bounds memory. Sampling is reproducible: the same
+call with the same seed gives the same completions.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from rro.policy.base import Completion
+from rro.policy.models import resolve_model
+
+# Small models often go on to write the observation themselves; the turn is over by then.
+STOP_STRINGS = ["\nObservation:"]
+
+
+def cpu_supports_bf16() -> bool:
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def pick_dtype(dtype: str, device: str) -> torch.dtype:
+    """`auto`: bfloat16 on GPUs and on CPUs with native bf16 (≈1.9× faster here at equal accuracy),
+    float32 elsewhere."""
+    if dtype == "auto":
+        return torch.bfloat16 if device.startswith("cuda") or cpu_supports_bf16() else torch.float32
+    try:
+        return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
+    except KeyError:
+        raise ValueError(f"unknown dtype {dtype!r}; choose auto, float32, bfloat16 or float16") from None
+
+
+class HFPolicy:
+    def __init__(
+        self,
+        model: str,
+        dtype: str = "auto",
+        device: str = "auto",
+        max_batch_size: int | None = None,
+        max_batch_tokens: int | None = None,
+    ):
+        self.name = model
+        self.path = resolve_model(model)
+        self.device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+        self.dtype = pick_dtype(dtype, self.device)
+        on_gpu = self.device.startswith("cuda")
+        # Measured on 2 CPU cores: throughput stops growing past 16–32 rows.
+        self.max_batch_size = max_batch_size or (256 if on_gpu else 32)
+        self.max_batch_tokens = max_batch_tokens or (1 << 20 if on_gpu else 32 * 1024)
+        started = time.perf_counter()
+        self.tokenizer = AutoTokenizer.from_pretrained(self.path)
+        self.tokenizer.padding_side = "left"
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.model = AutoModelForCausalLM.from_pretrained(self.path, dtype=self.dtype).to(self.device).eval()
+        self.load_seconds = time.perf_counter() - started
+        self.stop_token_ids = self._stop_token_ids()
+
+    def _stop_token_ids(self) -> list[int]:
+        ids = {self.tokenizer.eos_token_id}
+        end_of_turn = self.tokenizer.convert_tokens_to_ids("<|im_end|>")
+        if isinstance(end_of_turn, int) and end_of_turn != self.tokenizer.unk_token_id:
+            ids.add(end_of_turn)
+        configured = self.model.generation_config.eos_token_id
+        ids.update(configured if isinstance(configured, list) else [configured] if configured is not None else [])
+        return sorted(i for i in ids if i is not None)
+
+    def render(self, conversation: list[dict[str, str]]) -> list[int]:
+        text = self.tokenizer.apply_chat_template(conversation, tokenize=False, add_generation_prompt=True)
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def _batches(self, jobs: list[tuple[int, list[int]]], max_new_tokens: int) -> list[list[tuple[int, list[int]]]]:
+        """Jobs sorted longest first, cut where the next one would break a row or token bound."""
+        jobs = sorted(jobs, key=lambda job: -len(job[1]))
+        batches, current = [], []
+        for job in jobs:
+            longest = len(current[0][1]) if current else len(job[1])
+            rows = len(current) + 1
+            if current and (rows > self.max_batch_size or rows * (longest + max_new_tokens) > self.max_batch_tokens):
+                batches.append(current)
+                current = []
+            current.append(job)
+        if current:
+            batches.append(current)
+        return batches
+
+    @torch.inference_mode()
+    def generate(
+        self,
+        conversations: list[list[dict[str, str]]],
+        n: int = 1,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        max_new_tokens: int = 256,
+        seed: int | None = None,
+    ) -> list[list[Completion]]:
+        prompts = [self.render(conversation) for conversation in conversations]
+        # Job k is sample k % n of conversation k // n.
+        jobs = [(k, prompts[k // n]) for k in range(len(prompts) * n)]
+        results: dict[int, Completion] = {}
+        sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p} if temperature > 0 else {
+            "do_sample": False, "temperature": None, "top_p": None, "top_k": None}
+        for index, batch in enumerate(self._batches(jobs, max_new_tokens)):
+            if seed is not None:
+                torch.manual_seed(seed * 100_003 + index)
+            width = max(len(ids) for _, ids in batch)
+            pad = self.tokenizer.pad_token_id
+            input_ids = torch.tensor([[pad] * (width - len(ids)) + ids for _, ids in batch], device=self.device)
+            attention = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for _, ids in batch], device=self.device)
+            output = self.model.generate(
+                input_ids=input_ids,
+                attention_mask=attention,
+                max_new_tokens=max_new_tokens,
+                eos_token_id=self.stop_token_ids,
+                pad_token_id=pad,
+                stop_strings=STOP_STRINGS or None,
+                tokenizer=self.tokenizer,
+                **sampling,
+            )
+            for row, (job, ids) in enumerate(batch):
+                results[job] = self._completion(output[row, width:].tolist(), len(ids))
+        return [[results[i * n + j] for j in range(n)] for i in range(len(prompts))]
+
+    def _completion(self, generated: list[int], prompt_tokens: int) -> Completion:
+        length = len(generated)
+        for position, token in enumerate(generated):
+            if token in self.stop_token_ids:
+                length = position + 1  # the end-of-turn token was generated, so it counts
+                break
+        text = self.tokenizer.decode(generated[:length], skip_special_tokens=True)
+        for stop in STOP_STRINGS:
+            if text.endswith(stop.strip()):
+                text = text[: text.rfind(stop.strip())]
+        return Completion(text=text.strip(), generated_tokens=length, prompt_tokens=prompt_tokens)
