@@ -122,6 +122,7 @@ class SamplingConfig:
 
 @dataclass
 class _Running:
+    index: int  # position in the caller's request list
     request: EpisodeRequest
     env: Env
     episode: Episode
@@ -141,19 +142,17 @@ def run_episodes(
     """Run all `requests` to the end, batching every active episode's next turn into one call."""
     running: list[_Running] = []
     finished: dict[int, Episode] = {}
-    ids: dict[int, int] = {}
 
     def finish(slot: _Running) -> None:
         slot.env.close()
         slot.episode.wall_s = time.perf_counter() - slot.started
-        finished[ids[id(slot)]] = slot.episode
+        finished[slot.index] = slot.episode
         if on_finished:
             on_finished(slot.request, slot.episode)
 
     for index, request in enumerate(requests):
         env = make_env()
-        slot = _Running(request, env, start_episode(env, request.task, policy.name, icl_shots))
-        ids[id(slot)] = index
+        slot = _Running(index, request, env, start_episode(env, request.task, policy.name, icl_shots))
         for turn in request.prefix:  # restore the state by replaying the turns already taken
             apply_turn(env, slot.episode, turn, max_steps, max_invalid_turns=max_invalid_turns)
         if slot.episode.done:

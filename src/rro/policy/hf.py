@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers.utils import logging as transformers_logging
 
 from rro.policy.base import Completion
 from rro.policy.models import resolve_model
@@ -58,6 +59,7 @@ class HFPolicy:
         self.max_batch_size = max_batch_size or (256 if on_gpu else 32)
         self.max_batch_tokens = max_batch_tokens or (1 << 20 if on_gpu else 32 * 1024)
         started = time.perf_counter()
+        transformers_logging.disable_progress_bar()  # rro shows its own progress
         self.tokenizer = AutoTokenizer.from_pretrained(self.path)
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token_id is None:
