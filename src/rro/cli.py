@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from rro.config import ConfigError, EvalConfig, ExpertsConfig, load_config
+from rro.config import ConfigError, EvalConfig, ExpertsConfig, ExploreConfig, load_config
 from rro.fetch import DataError
 
 app = typer.Typer(help="Train LLM agents with Reward Rising Optimization.", no_args_is_help=True)
@@ -229,6 +229,52 @@ def eval_command(
         table.add_row(f"  {name}", f"{block['avg_reward']:.2f} avg, {block['success_rate']:.1f}% success ({block['tasks']})")
     Console().print(table)
     console.print(f"wrote {cfg.output}/summary.json")
+
+
+@app.command("explore")
+def explore_command(
+    strategy: Optional[str] = typer.Option(None, help="rising (RRO, default), fixed, ipr or outcome."),
+    model: Optional[str] = typer.Option(None, help="The policy that explores (and rolls out)."),
+    env: Optional[str] = typer.Option(None, help="Environment (default intercode-sql)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output folder (pairs.jsonl, walks.jsonl, stats.json)."),
+    split: Optional[str] = SplitOpt,
+    scheme: Optional[str] = SchemeOpt,
+    backend: Optional[str] = BackendOpt,
+    limit: Optional[int] = LimitOpt,
+    db: Optional[list[str]] = DbOpt,
+    hardness: Optional[list[str]] = HardnessOpt,
+    rollouts: Optional[int] = typer.Option(None, help="N: rollouts per value estimate (default 5)."),
+    max_candidates: Optional[int] = typer.Option(None, help="K: most candidates per step (default 5)."),
+    max_steps: Optional[int] = typer.Option(None, help="Turns per episode (default 10)."),
+    max_new_tokens: Optional[int] = typer.Option(None, help="Token limit of one agent turn."),
+    dtype: Optional[str] = typer.Option(None, help="auto, float32, bfloat16."),
+    policy_backend: Optional[str] = typer.Option(None, help="hf or openai."),
+    base_url: Optional[str] = typer.Option(None, help="The server for --policy-backend openai."),
+    seed: Optional[int] = typer.Option(None),
+    config: Optional[Path] = ConfigOpt,
+) -> None:
+    """Explore tasks with a strategy and collect step-level preference pairs; resumable."""
+    from rro.explore import explore
+    from rro.policy import PolicyError
+
+    try:
+        cfg = load_config(ExploreConfig, config, strategy=strategy, model=model, env=env, output=output, split=split,
+                          scheme=scheme, backend=backend, limit=limit, dbs=db, hardness=hardness, rollouts=rollouts,
+                          max_candidates=max_candidates, max_steps=max_steps, max_new_tokens=max_new_tokens,
+                          dtype=dtype, policy_backend=policy_backend, base_url=base_url, seed=seed)
+        stats = explore(cfg)
+    except (ConfigError, DataError, PolicyError, ValueError, RuntimeError) as err:
+        _fail(str(err))
+    table = Table("metric", "value", title=f"explore {cfg.strategy} with {cfg.model} on {cfg.env} {cfg.split}")
+    cps = stats["candidates_per_step"]
+    for key, value in [("tasks", stats["tasks"]), ("steps", stats["steps"]), ("pairs", stats["pairs"]),
+                       ("candidates per step (mean)", f"{cps['mean']:.2f}"), ("candidates per step (max)", cps["max"]),
+                       ("histogram", cps["histogram"]), ("rising rate", stats["rising_rate"]),
+                       ("rollouts", stats["rollouts"]), ("generated tokens", stats["generated_tokens"]),
+                       ("wall seconds", f"{stats['wall_seconds']:.0f}")]:
+        table.add_row(key, str(value))
+    Console().print(table)
+    console.print(f"wrote {cfg.output}/pairs.jsonl, walks.jsonl, steps.jsonl, stats.json")
 
 
 @model_app.command("fetch")

@@ -3,6 +3,7 @@ overridable from the command line. Invalid values fail at load time, naming the 
 
 from __future__ import annotations
 
+import json
 import tomllib
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -118,3 +119,37 @@ def load_config(cls: type[Config], path: Path | None = None, **overrides: Any) -
         return cls.model_validate(data)
     except ValidationError as err:
         raise ConfigError(_describe(err)) from None
+
+
+class ExploreConfig(TaskSelection, PolicyConfig):
+    """`rro explore`: collect preference pairs with one strategy. Defaults follow DESIGN §2."""
+
+    split: Literal["train", "test", "all"] = "train"
+    strategy: Literal["rising", "fixed", "ipr", "outcome"] = "rising"
+    rollouts: int = Field(default=5, ge=1)  # N: rollouts per Q (or V) estimate
+    max_candidates: int = Field(default=5, ge=1)  # K_max for rising, K for fixed
+    temperature: float = Field(default=1.0, ge=0.0)  # T_explore: how candidates are drawn
+    rollout_temperature: float = Field(default=1.0, ge=0.0)  # T_rollout: how rollouts continue
+    margin: float = 0.0  # rising means q > prev + margin
+    pair_gap: float = Field(default=0.01, ge=0.0)  # pair when q(best) - q(other) >= pair_gap
+    prev0: Literal["value", "zero"] = "value"  # the value the first step must rise above
+    on_no_rise: Literal["continue", "stop"] = "continue"
+    tau: float = Field(default=0.0, ge=0.0)  # ipr/outcome: pair when the expert is better by more than tau
+    tasks_per_batch: int = Field(default=8, ge=1)  # tasks explored together (one resumable chunk)
+    output: Path
+
+
+def guard_output_dir(config: BaseModel, out: Path, keys: tuple[str, ...]) -> None:
+    """Refuse to mix runs: `out` may only be reused (resumed) with the same values of `keys`."""
+    saved_path = out / "config.json"
+    identity = {key: getattr(config, key) for key in keys}
+    if saved_path.exists():
+        saved = json.loads(saved_path.read_text())
+        changed = {k: (saved.get(k), v) for k, v in identity.items() if saved.get(k) != v}
+        if changed:
+            details = ", ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in changed.items())
+            raise ConfigError(f"{out} holds a run with different settings ({details}); use another output folder")
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = saved_path.with_suffix(".tmp")
+    tmp.write_text(config.model_dump_json(indent=2))
+    tmp.replace(saved_path)

@@ -6,7 +6,6 @@ resumes where it stopped; `DIR/summary.json` is rewritten atomically at the end.
 
 from __future__ import annotations
 
-import json
 import statistics
 import time
 from collections import defaultdict
@@ -16,7 +15,7 @@ from pathlib import Path
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from rro.agent.trajectory import Episode, JsonlWriter, read_episodes, write_json_atomic
-from rro.config import ConfigError, EvalConfig
+from rro.config import EvalConfig, guard_output_dir
 from rro.envs.base import spec
 from rro.rollout import EpisodeRequest, SamplingConfig, run_episodes, run_expert_episode
 
@@ -60,24 +59,11 @@ def summarize(episodes: list[Episode]) -> dict:
     }
 
 
-def _check_same_run(config: EvalConfig, out: Path) -> None:
-    saved_path = out / "config.json"
-    keys = _RUN_IDENTITY + (_MODEL_IDENTITY if config.policy == "model" else ())
-    identity = {key: getattr(config, key) for key in keys}
-    if saved_path.exists():
-        saved = json.loads(saved_path.read_text())
-        changed = {k: (saved.get(k), v) for k, v in identity.items() if saved.get(k) != v}
-        if changed:
-            details = ", ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in changed.items())
-            raise ConfigError(f"{out} holds a run with different settings ({details}); use another output folder")
-    write_json_atomic(saved_path, config.model_dump(mode="json"))
-
-
 def evaluate(config: EvalConfig, policy=None) -> dict:
     """Run (or resume) an evaluation; `policy` may be passed in to reuse a loaded model."""
     out = Path(config.output)
     out.mkdir(parents=True, exist_ok=True)
-    _check_same_run(config, out)
+    guard_output_dir(config, out, _RUN_IDENTITY + (_MODEL_IDENTITY if config.policy == "model" else ()))
     tasks = config.tasks()
     episodes_path = out / "episodes.jsonl"
     finished = {e.task_id: e for e in read_episodes(episodes_path)}

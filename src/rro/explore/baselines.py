@@ -1,0 +1,120 @@
+"""The baselines' pair collection: IPR-style (step level, along the expert trajectory) and
+ETO-style (outcome level, whole trajectories).
+
+- `ipr`: walk the expert's trajectory; at each expert step sample one policy action, estimate
+  Q(s, expert action) and Q(s, policy action), and pair (expert chosen, policy rejected) when the
+  expert's value exceeds the policy's by more than `tau`.
+- `outcome`: sample one whole trajectory per task and compare its final reward with the expert's;
+  pair (expert trajectory chosen, sampled rejected) when the rewards differ by more than `tau`.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from rro.agent.parse import parse_turn
+from rro.agent.prompts import agent_message, conversation_start
+from rro.envs.base import EnvSpec, Task
+from rro.explore.walk import WalkSettings, estimate_cost
+from rro.policy.base import Policy
+from rro.rollout import EpisodeRequest, SamplingConfig, apply_turn, run_episodes, run_expert_episode, start_episode
+from rro.values import MonteCarloValues, State
+
+
+def ipr_tasks(tasks: list[Task], policy: Policy, values: MonteCarloValues, make_env, env_spec: EnvSpec,
+              settings: WalkSettings, tau: float, icl_shots: int = 0) -> list[dict[str, Any]]:
+    records, running = [], []
+    for task in tasks:
+        env = make_env()
+        episode = start_episode(env, task, policy.name, icl_shots)
+        expert = env_spec.expert(task)
+        record = {"task_id": task.id, "strategy": "ipr", "steps": [], "pairs": [], "values": [], "end": ""}
+        records.append(record)
+        running.append([task, env, episode, expert, next(expert), record])
+    round_index = 0
+    while running:
+        started = time.perf_counter()
+        samples = policy.generate([r[2].messages for r in running], n=1, temperature=settings.temperature,
+                                  top_p=settings.top_p, max_new_tokens=settings.max_new_tokens,
+                                  seed=settings.seed * 7_919 + round_index)
+        items = []
+        for (task, _, episode, _, expert_turn, _), (sample,) in zip(running, samples):
+            state = State(task, tuple(step.turn for step in episode.steps))
+            items += [(state, expert_turn), (state, sample.text)]
+        estimates = values.q_values(items)
+        still_running = []
+        for i, ((task, env, episode, expert, expert_turn, record), (sample,)) in enumerate(zip(running, samples)):
+            q_expert, q_agent = estimates[2 * i], estimates[2 * i + 1]
+            expert_action, agent_action = parse_turn(expert_turn).action, parse_turn(sample.text).action
+            step = len(episode.steps)
+            if agent_action != expert_action and q_expert.value - q_agent.value > tau:
+                record["pairs"].append({
+                    "prompt": [dict(m) for m in episode.messages],
+                    "chosen": [agent_message(expert_turn)],
+                    "rejected": [agent_message(sample.text)],
+                    "task_id": task.id, "env": task.env, "step": step,
+                    "q_chosen": q_expert.value, "q_rejected": q_agent.value,
+                    "prev_value": None, "strategy": "ipr",
+                })
+            record["steps"].append({
+                "task_id": task.id, "step": step, "candidates": 1,
+                "distinct_actions": 1, "rose": None, "q_values": [q_agent.value], "chosen_q": q_expert.value,
+                "candidate_generated_tokens": sample.generated_tokens, "candidate_prompt_tokens": sample.prompt_tokens,
+                **estimate_cost([q_expert, q_agent]), "wall_s": time.perf_counter() - started,
+            })
+            record["values"].append(q_expert.value)
+            observation = apply_turn(env, episode, expert_turn, settings.max_steps)
+            try:
+                if episode.done:
+                    raise StopIteration
+                next_turn = expert.send(observation)
+            except StopIteration:
+                record["end"], record["reward"], record["turns"] = episode.termination, episode.reward, \
+                    [s.turn for s in episode.steps]
+                env.close()
+                continue
+            still_running.append([task, env, episode, expert, next_turn, record])
+        running = still_running
+        round_index += 1
+    return records
+
+
+def outcome_tasks(tasks: list[Task], policy: Policy, make_env, env_spec: EnvSpec, settings: WalkSettings,
+                  tau: float, icl_shots: int = 0) -> list[dict[str, Any]]:
+    started = time.perf_counter()
+    sampling = SamplingConfig(settings.temperature, settings.top_p, settings.max_new_tokens, settings.seed)
+    sampled = run_episodes([EpisodeRequest(t) for t in tasks], policy, make_env, sampling, settings.max_steps,
+                           icl_shots, settings.max_invalid_turns)
+    records = []
+    env = make_env()
+    for task, trajectory in zip(tasks, sampled):
+        expert = run_expert_episode(env_spec, env, task, settings.max_steps)
+        # The prompt: the opening messages (instruction, example when used, task); the expert's
+        # episode opens without the example, so its own opening is cut at its own length.
+        start = len(conversation_start(task.env, "", icl_shots))
+        expert_start = len(conversation_start(task.env, "", 0))
+        pairs = []
+        if expert.reward - trajectory.reward > tau:
+            pairs.append({
+                "prompt": trajectory.messages[:start],
+                "chosen": expert.messages[expert_start:],
+                "rejected": trajectory.messages[start:],
+                "task_id": task.id, "env": task.env, "step": 0,
+                "q_chosen": expert.reward, "q_rejected": trajectory.reward,
+                "prev_value": None, "strategy": "outcome",
+            })
+        steps = [{
+            "task_id": task.id, "step": 0, "candidates": 1, "distinct_actions": 1, "rose": None,
+            "q_values": [trajectory.reward], "chosen_q": expert.reward,
+            "candidate_generated_tokens": sum(s.generated_tokens for s in trajectory.steps),
+            "candidate_prompt_tokens": sum(s.prompt_tokens for s in trajectory.steps),
+            "rollouts": 0, "env_steps": len(trajectory.steps), "rollout_generated_tokens": 0,
+            "rollout_prompt_tokens": 0, "cache_hits": 0, "exact": 0,
+            "wall_s": (time.perf_counter() - started) / len(tasks),
+        }]
+        records.append({"task_id": task.id, "strategy": "outcome", "steps": steps, "pairs": pairs,
+                        "values": [trajectory.reward], "end": trajectory.termination, "reward": trajectory.reward,
+                        "turns": [s.turn for s in trajectory.steps]})
+    env.close()
+    return records

@@ -1,0 +1,149 @@
+"""`rro explore`: run a strategy over tasks, resumably, and write pairs, walks and cost statistics.
+
+Tasks are explored in chunks of `tasks_per_batch`. When a chunk ends, one record per task is
+appended to `DIR/walks.jsonl` (its chosen path, values, per-step costs and pairs); `pairs.jsonl`,
+`steps.jsonl` and `stats.json` are then rewritten from it atomically. An interrupted run resumes
+after the last finished task and never duplicates a task's records; a finished run is a no-op.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from rro.agent.trajectory import JsonlWriter, read_jsonl, write_json_atomic, write_jsonl_atomic
+from rro.config import ExploreConfig, guard_output_dir
+from rro.envs.base import spec
+from rro.explore.baselines import ipr_tasks, outcome_tasks
+from rro.explore.walk import WalkSettings, walk_tasks
+from rro.rollout import SamplingConfig
+from rro.values import MonteCarloValues
+
+# Settings that change what exploration produces; an output folder holds one setting only.
+_IDENTITY = ("env", "split", "scheme", "backend", "model", "strategy", "rollouts", "max_candidates", "temperature",
+             "rollout_temperature", "margin", "pair_gap", "prev0", "on_no_rise", "tau", "max_steps",
+             "max_invalid_turns", "max_new_tokens", "seed", "icl_shots", "include_empty_dbs")
+
+
+def _walk_record(walk, strategy: str) -> dict[str, Any]:
+    return {
+        "task_id": walk.task.id,
+        "strategy": strategy,
+        "end": walk.end,
+        "reward": walk.episode.reward,
+        "values": walk.values,
+        "turns": [step.turn for step in walk.episode.steps],
+        "initial_cost": walk.initial_cost,
+        "steps": walk.steps,
+        "pairs": walk.pairs,
+    }
+
+
+def summarize_steps(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Cost and yield of an exploration run: means and full distributions."""
+    steps = [step for record in records for step in record["steps"]]
+    candidates = [step["candidates"] for step in steps]
+    rose = [step["rose"] for step in steps if step["rose"] is not None]
+    initial = [record.get("initial_cost") or {} for record in records]
+    rollouts = sum(step["rollouts"] for step in steps) + sum(c.get("rollouts", 0) for c in initial)
+    generated = sum(step["candidate_generated_tokens"] + step["rollout_generated_tokens"] for step in steps) + \
+        sum(c.get("rollout_generated_tokens", 0) for c in initial)
+    prompt = sum(step["candidate_prompt_tokens"] + step["rollout_prompt_tokens"] for step in steps) + \
+        sum(c.get("rollout_prompt_tokens", 0) for c in initial)
+    pairs = sum(len(record["pairs"]) for record in records)
+    mean = lambda values: statistics.fmean(values) if values else 0.0  # noqa: E731
+    return {
+        "tasks": len(records),
+        "steps": len(steps),
+        "pairs": pairs,
+        "pairs_per_task": pairs / len(records) if records else 0.0,
+        "candidates_per_step": {"mean": mean(candidates), "max": max(candidates, default=0),
+                                "histogram": {str(k): v for k, v in sorted(Counter(candidates).items())}},
+        "distinct_actions_per_step": mean([step["distinct_actions"] for step in steps]),
+        "rising_rate": mean(rose) if rose else None,
+        "rollouts": rollouts,
+        "rollouts_per_pair": rollouts / pairs if pairs else None,
+        "env_steps": sum(step["env_steps"] for step in steps) + sum(c.get("env_steps", 0) for c in initial),
+        "generated_tokens": generated,
+        "generated_tokens_per_pair": generated / pairs if pairs else None,
+        "prompt_tokens": prompt,
+        "cache_hits": sum(step["cache_hits"] for step in steps),
+        "wall_seconds": sum(step["wall_s"] for step in steps),
+        "mean_final_reward": mean([record["reward"] for record in records]),
+        "ends": dict(Counter(record["end"] for record in records)),
+        "per_task": [{
+            "task_id": record["task_id"], "steps": len(record["steps"]),
+            "candidates": sum(s["candidates"] for s in record["steps"]),
+            "rollouts": sum(s["rollouts"] for s in record["steps"]) + (record.get("initial_cost") or {}).get("rollouts", 0),
+            "pairs": len(record["pairs"]), "reward": record["reward"],
+        } for record in records],
+    }
+
+
+def _write_outputs(out: Path, records: list[dict[str, Any]], header: dict[str, Any]) -> dict[str, Any]:
+    write_jsonl_atomic(out / "pairs.jsonl", [pair for record in records for pair in record["pairs"]])
+    write_jsonl_atomic(out / "steps.jsonl", [step for record in records for step in record["steps"]])
+    stats = {**header, **summarize_steps(records)}
+    write_json_atomic(out / "stats.json", stats)
+    return stats
+
+
+def explore(config: ExploreConfig, policy=None) -> dict[str, Any]:
+    out = Path(config.output)
+    out.mkdir(parents=True, exist_ok=True)
+    guard_output_dir(config, out, _IDENTITY)
+    tasks = config.tasks()
+    walks_path = out / "walks.jsonl"
+    done = {record["task_id"]: record for record in read_jsonl(walks_path)}
+    todo = [task for task in tasks if task.id not in done]
+    env_spec = spec(config.env)
+    if todo and policy is None:
+        policy = config.load_policy()
+    settings = WalkSettings(
+        strategy=config.strategy if config.strategy in ("rising", "fixed") else "rising",
+        max_candidates=config.max_candidates, temperature=config.temperature, top_p=config.top_p,
+        max_new_tokens=config.max_new_tokens, margin=config.margin, pair_gap=config.pair_gap, prev0=config.prev0,
+        on_no_rise=config.on_no_rise, max_steps=config.max_steps, max_invalid_turns=config.max_invalid_turns,
+        seed=config.seed,
+    )
+    icl_shots = config.resolved_icl_shots()
+    header = {"strategy": config.strategy, "model": config.model, "env": config.env, "split": config.split}
+    values = None
+    if todo:
+        values = MonteCarloValues(
+            policy, config.make_env, env_spec.terminal_actions, config.rollouts,
+            SamplingConfig(config.rollout_temperature, config.top_p, config.max_new_tokens, config.seed + 1),
+            config.max_steps, icl_shots, config.max_invalid_turns,
+        )
+
+    with JsonlWriter(walks_path) as writer, Progress(
+        TextColumn("[bold]explore {task.fields[strategy]}[/bold]"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("cand/step {task.fields[cps]:.2f}  rollouts {task.fields[rollouts]}  pairs {task.fields[pairs]}"),
+        TimeElapsedColumn(),
+    ) as progress:
+        def show():
+            stats = summarize_steps(list(done.values()))
+            progress.update(bar, completed=len(done), cps=stats["candidates_per_step"]["mean"],
+                            rollouts=stats["rollouts"], pairs=stats["pairs"])
+
+        bar = progress.add_task("explore", total=len(tasks), strategy=config.strategy, cps=0.0, rollouts=0, pairs=0)
+        show()
+        for first in range(0, len(todo), config.tasks_per_batch):
+            chunk = todo[first : first + config.tasks_per_batch]
+            if config.strategy in ("rising", "fixed"):
+                records = [_walk_record(w, config.strategy)
+                           for w in walk_tasks(chunk, policy, values, config.make_env, settings, icl_shots)]
+            elif config.strategy == "ipr":
+                records = ipr_tasks(chunk, policy, values, config.make_env, env_spec, settings, config.tau, icl_shots)
+            else:
+                records = outcome_tasks(chunk, policy, config.make_env, env_spec, settings, config.tau, icl_shots)
+            for record in records:
+                writer.write(record)
+                done[record["task_id"]] = record
+            _write_outputs(out, [done[t.id] for t in tasks if t.id in done], header)
+            show()
+    return _write_outputs(out, [done[t.id] for t in tasks], header)
