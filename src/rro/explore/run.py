@@ -9,6 +9,7 @@ after the last finished task and never duplicates a task's records; a finished r
 from __future__ import annotations
 
 import statistics
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -72,7 +73,9 @@ def summarize_steps(records: list[dict[str, Any]]) -> dict[str, Any]:
         "generated_tokens_per_pair": generated / pairs if pairs else None,
         "prompt_tokens": prompt,
         "cache_hits": sum(step["cache_hits"] for step in steps),
-        "wall_seconds": sum(step["wall_s"] for step in steps),
+        # Real elapsed time: each chunk's wall time shared among its tasks. (Per-step `wall_s`
+        # overlaps across the tasks explored together, so it is not summed.)
+        "wall_seconds": sum(record.get("wall_s", 0.0) for record in records),
         "mean_final_reward": mean([record["reward"] for record in records]),
         "ends": dict(Counter(record["end"] for record in records)),
         "per_task": [{
@@ -134,6 +137,7 @@ def explore(config: ExploreConfig, policy=None) -> dict[str, Any]:
         show()
         for first in range(0, len(todo), config.tasks_per_batch):
             chunk = todo[first : first + config.tasks_per_batch]
+            started = time.perf_counter()
             if config.strategy in ("rising", "fixed"):
                 records = [_walk_record(w, config.strategy)
                            for w in walk_tasks(chunk, policy, values, config.make_env, settings, icl_shots)]
@@ -142,6 +146,7 @@ def explore(config: ExploreConfig, policy=None) -> dict[str, Any]:
             else:
                 records = outcome_tasks(chunk, policy, config.make_env, env_spec, settings, config.tau, icl_shots)
             for record in records:
+                record["wall_s"] = (time.perf_counter() - started) / len(records)
                 writer.write(record)
                 done[record["task_id"]] = record
             _write_outputs(out, [done[t.id] for t in tasks if t.id in done], header)
