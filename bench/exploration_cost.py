@@ -3,8 +3,13 @@ and seeds. Prints candidates per step (mean and histogram), rollouts and generat
 preference pair and per task for both, and the ratios rising/fixed. The paper's claim, with an
 SFT model: about 1.6–1.9 candidates per step for rising vs 3–5 for fixed-size exploration.
 
+With `--adaptive`, rising also runs with the adaptive rollout budget and the rollouts it saved are
+printed. Its decisions equal the full budget's when both see the same rollout outcomes (tests check
+this with a scripted policy); with a sampling model the adaptive run draws rollouts in a different
+order, so its walks are compared here as a second sample, not as a replay.
+
     python bench/exploration_cost.py [--model PATH_OR_NAME] [--tasks 4] [--rollouts 5] [--k 5] \
-        [--max-steps 10] [--max-new-tokens 128] [-o runs/bench-exploration]
+        [--max-steps 10] [--max-new-tokens 128] [--adaptive] [-o runs/bench-exploration]
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ def main() -> None:
     parser.add_argument("--max-steps", type=int, default=10)
     parser.add_argument("--max-new-tokens", type=int, default=128)
     parser.add_argument("--backend", default="sqlite")
+    parser.add_argument("--adaptive", action="store_true", help="also run rising with the adaptive budget")
     parser.add_argument("-o", "--output", type=Path, default=Path("runs/bench-exploration"))
     args = parser.parse_args()
 
@@ -40,6 +46,9 @@ def main() -> None:
     for strategy in ("fixed", "rising"):
         config = ExploreConfig(strategy=strategy, output=args.output / strategy, **common)
         results[strategy] = explore(config, policy=policy)
+    if args.adaptive:
+        config = ExploreConfig(strategy="rising", adaptive=True, output=args.output / "rising-adaptive", **common)
+        adaptive = explore(config, policy=policy)
 
     print(f"model {args.model}, {args.tasks} train tasks, N={args.rollouts}, K={args.k}, "
           f"max_steps={args.max_steps}, backend {args.backend}")
@@ -65,7 +74,13 @@ def main() -> None:
               f"rising rate {stats['rising_rate']}, rollouts per pair {per(stats['rollouts'], stats['pairs'])}, "
               f"generated tokens per pair {per(stats['generated_tokens'], stats['pairs'])}, "
               f"mean final reward {stats['mean_final_reward']:.2f}")
+    if args.adaptive:
+        full = results["rising"]["rollouts"]
+        print(f"rising with the adaptive budget: {adaptive['rollouts']} rollouts vs {full} "
+              f"({adaptive['rollouts_saved']} saved, {adaptive['candidates_per_step']['mean']:.2f} candidates per step, "
+              f"{adaptive['pairs']} pairs)")
 
 
 if __name__ == "__main__":
     main()
+

@@ -20,10 +20,11 @@ def fresh_toy_tasks():
     TASKS.clear()
 
 
-def run(tmp_path, candidates, **settings):
-    config = ExploreConfig(env="toy", model="scripted", output=tmp_path / "out", rollouts=2,
+def run(tmp_path, candidates, rollout_scripts=None, **settings):
+    settings.setdefault("rollouts", 2)
+    config = ExploreConfig(env="toy", model="scripted", output=tmp_path / "out",
                            temperature=EXPLORE_T, rollout_temperature=ROLLOUT_T, icl_shots=0, **settings)
-    policy = ScriptedPolicy(candidates)
+    policy = ScriptedPolicy(candidates, rollout_scripts)
     stats = explore(config, policy=policy)
     walks = [json.loads(line) for line in (tmp_path / "out" / "walks.jsonl").read_text().splitlines()]
     pairs = [json.loads(line) for line in (tmp_path / "out" / "pairs.jsonl").read_text().splitlines()]
@@ -189,3 +190,31 @@ def test_strategies_on_intercode_sql_with_the_tiny_model(tmp_path, strategy, tin
         pair = json.loads(line)
         assert {"prompt", "chosen", "rejected", "task_id", "step", "q_chosen", "q_rejected", "strategy"} <= set(pair)
         assert pair["chosen"][0]["role"] == "assistant" and pair["prompt"][-1]["role"] == "user"
+
+
+def test_adaptive_budget_saves_rollouts_without_changing_decisions(tmp_path):
+    rewards = {"p": 0.0, "r": 0.0, "hi": 1.0, "lo": -1.0, "zero": 0.0}
+    toy_task("1", rewards)
+    candidates = {("1", ()): ["p", "r"], ("1", ("r",)): ["p", "submit", "r"]}
+    scripts = {
+        ("1", ("p",)): ["lo", "lo", "zero", "hi", "hi"],  # mean 0.0: after 3, at most 0.0 -> cannot rise above 0
+        ("1", ("r",)): ["hi", "hi", "hi", "lo", "zero"],  # mean 0.4: rises above 0, so it runs all 5
+        ("1", ("r", "p")): ["lo"] * 5,  # bar 0.4: after 2 rollouts at most 0.2 -> stops
+        ("1", ("r", "r")): ["zero"] * 5,  # after 3 at most 0.4 -> stops; nothing rises: topped up to 5
+    }
+    runs = {}
+    for adaptive in (False, True):
+        runs[adaptive] = run(tmp_path / str(adaptive), candidates, scripts, rollouts=5, max_candidates=3,
+                             prev0="zero", adaptive=adaptive)
+    (full_stats, (full,), full_pairs, _), (adaptive_stats, (walk,), adaptive_pairs, _) = runs[False], runs[True]
+    for key in ("turns", "values", "end", "reward"):
+        assert walk[key] == full[key]
+    assert [words(p) for p in adaptive_pairs] == [words(p) for p in full_pairs] == [("r", "p"), ("submit", "p")]
+    assert [s["candidates"] for s in walk["steps"]] == [s["candidates"] for s in full["steps"]] == [2, 3]
+    assert [s["rose"] for s in walk["steps"]] == [s["rose"] for s in full["steps"]] == [True, False]
+    # Step 0: p stops after 3 of 5 rollouts (its pairing with r, 0.4 above it, is certain).
+    # Step 1: p and r stop early, but nothing rose, so both are topped up to pick the best exactly.
+    assert [s["rollouts_saved"] for s in walk["steps"]] == [2, 0]
+    assert adaptive_stats["rollouts_saved"] == 2 and full_stats["rollouts_saved"] == 0
+    assert adaptive_stats["rollouts"] == full_stats["rollouts"] - 2
+    assert walk["steps"][0]["q_values"] == [pytest.approx(-2 / 3), 0.4]  # the mean of the 3 rollouts run

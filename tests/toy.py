@@ -5,7 +5,9 @@ word taken (from the task's table, 0 when none). A policy that always submits th
 Q(s, word) = reward[word] exactly, and Q(s, submit) = reward[last word of s].
 
 `ScriptedPolicy` draws exploration candidates (calls at the exploration temperature) from a fixed
-list per state, and always submits in rollouts (calls at any other temperature).
+list per state. In rollouts (calls at any other temperature) it submits at once, unless a rollout
+script is given for the words taken so far: then the i-th rollout from there takes the script's
+i-th word first (so rollout rewards vary, in a known order) and submits after it.
 """
 
 from __future__ import annotations
@@ -70,9 +72,13 @@ prompts.INSTRUCTIONS.setdefault("toy", "A toy environment.")
 class ScriptedPolicy:
     name = "scripted"
 
-    def __init__(self, candidates: dict[tuple[str, tuple[str, ...]], list[str]]):
-        """candidates[(task id, words taken)] = the words drawn there, in order."""
+    def __init__(self, candidates: dict[tuple[str, tuple[str, ...]], list[str]],
+                 rollout_scripts: dict[tuple[str, tuple[str, ...]], list[str]] | None = None):
+        """candidates[(task id, words taken)] = the words drawn there, in order;
+        rollout_scripts[(task id, words taken)] = the first word of each rollout from there, in order."""
         self.queues = {key: list(words) for key, words in candidates.items()}
+        self.rollout_scripts = rollout_scripts or {}
+        self.rollouts_started: dict[tuple, int] = {}
         self.calls: list[tuple[float, int]] = []
 
     @staticmethod
@@ -88,8 +94,13 @@ class ScriptedPolicy:
         self.calls.append((temperature, len(conversations)))
         results = []
         for conversation in conversations:
+            state = self._state(conversation)
             if temperature == EXPLORE_T:
-                word = self.queues[self._state(conversation)].pop(0)
+                word = self.queues[state].pop(0)
+            elif state in self.rollout_scripts:
+                index = self.rollouts_started.get(state, 0)
+                self.rollouts_started[state] = index + 1
+                word = self.rollout_scripts[state][index]
             else:
                 word = "submit"
             results.append([Completion(turn(word), generated_tokens=3, prompt_tokens=7)] * n)

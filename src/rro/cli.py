@@ -251,6 +251,7 @@ def explore_command(
     policy_backend: Optional[str] = typer.Option(None, help="hf or openai."),
     base_url: Optional[str] = typer.Option(None, help="The server for --policy-backend openai."),
     seed: Optional[int] = typer.Option(None),
+    adaptive: Optional[bool] = typer.Option(None, "--adaptive", help="Stop a candidate's rollouts once it cannot rise."),
     config: Optional[Path] = ConfigOpt,
 ) -> None:
     """Explore tasks with a strategy and collect step-level preference pairs; resumable."""
@@ -261,7 +262,8 @@ def explore_command(
         cfg = load_config(ExploreConfig, config, strategy=strategy, model=model, env=env, output=output, split=split,
                           scheme=scheme, backend=backend, limit=limit, dbs=db, hardness=hardness, rollouts=rollouts,
                           max_candidates=max_candidates, max_steps=max_steps, max_new_tokens=max_new_tokens,
-                          dtype=dtype, policy_backend=policy_backend, base_url=base_url, seed=seed)
+                          dtype=dtype, policy_backend=policy_backend, base_url=base_url, seed=seed,
+                          adaptive=adaptive)
         stats = explore(cfg)
     except (ConfigError, DataError, PolicyError, ValueError, RuntimeError) as err:
         _fail(str(err))
@@ -270,7 +272,8 @@ def explore_command(
     for key, value in [("tasks", stats["tasks"]), ("steps", stats["steps"]), ("pairs", stats["pairs"]),
                        ("candidates per step (mean)", f"{cps['mean']:.2f}"), ("candidates per step (max)", cps["max"]),
                        ("histogram", cps["histogram"]), ("rising rate", stats["rising_rate"]),
-                       ("rollouts", stats["rollouts"]), ("generated tokens", stats["generated_tokens"]),
+                       ("rollouts", stats["rollouts"]), ("rollouts saved (adaptive)", stats["rollouts_saved"]),
+                       ("generated tokens", stats["generated_tokens"]),
                        ("wall seconds", f"{stats['wall_seconds']:.0f}")]:
         table.add_row(key, str(value))
     Console().print(table)

@@ -135,6 +135,8 @@ class ExploreConfig(TaskSelection, PolicyConfig):
     prev0: Literal["value", "zero"] = "value"  # the value the first step must rise above
     on_no_rise: Literal["continue", "stop"] = "continue"
     tau: float = Field(default=0.0, ge=0.0)  # ipr/outcome: pair when the expert is better by more than tau
+    # Stop a rising candidate's rollouts once it can no longer rise (decisions stay the same).
+    adaptive: bool = False
     tasks_per_batch: int = Field(default=8, ge=1)  # tasks explored together (one resumable chunk)
     output: Path
 

@@ -6,6 +6,13 @@ rollouts: the environment scores it exactly. A state is (task, agent turns so fa
 cached by (task, the actions taken so far, the candidate's parsed action), so the same action in
 the same state is never estimated twice, whatever thought came with it. All estimates requested
 together go to the engine in one `run_episodes` call.
+
+Adaptive budget (`adaptive=True`): when the caller says which value a candidate must exceed to
+rise (its bar), rollouts run in rounds of one per candidate, and a candidate stops as soon as it
+can no longer rise: rewards are bounded, so after k of N rollouts with sum S the final mean is at
+most (S + (N - k) * max_reward) / N. Candidates that may rise always get all N rollouts, so the
+values that later decisions depend on are exact; `complete` tops a stopped estimate up to N when its
+exact value is needed after all.
 """
 
 from __future__ import annotations
@@ -33,12 +40,19 @@ class State:
 class Estimate:
     value: float
     rewards: list[float] = field(default_factory=list)
+    partial: bool = False  # stopped early by the adaptive budget: fewer than N rollouts
     exact: bool = False  # a terminal action, scored by the environment
     cached: bool = False  # reused: nothing was run for it this time
     rollouts: int = 0  # episodes run for this estimate
     env_steps: int = 0
     generated_tokens: int = 0
     prompt_tokens: int = 0
+    key: tuple = ()  # the cache key; its entry is the one estimate that all reuses refer to
+    budget: int = 0  # rollouts a full budget runs for it (N, 1 for a terminal action, 0 when reused)
+
+    def upper_bound(self, n: int, max_reward: float) -> float:
+        """The highest mean that N rollouts could still reach, given the rewards seen so far."""
+        return (sum(self.rewards) + (n - len(self.rewards)) * max_reward) / n
 
 
 class MonteCarloValues:
@@ -52,6 +66,8 @@ class MonteCarloValues:
         max_steps: int = 10,
         icl_shots: int = 0,
         max_invalid_turns: int = 3,
+        adaptive: bool = False,
+        reward_range: tuple[float, float] = (-1.0, 1.0),
     ):
         self.policy = policy
         self.make_env = make_env
@@ -61,7 +77,10 @@ class MonteCarloValues:
         self.max_steps = max_steps
         self.icl_shots = icl_shots
         self.max_invalid_turns = max_invalid_turns
+        self.adaptive = adaptive
+        self.max_reward = reward_range[1]
         self.cache: dict[tuple, Estimate] = {}
+        self._pending: dict[tuple, tuple[Task, tuple[str, ...]]] = {}  # partial estimates' rollout starts
         self._calls = 0
 
     def _run(self, requests: list[EpisodeRequest]):
@@ -72,11 +91,13 @@ class MonteCarloValues:
         return run_episodes(requests, self.policy, self.make_env, sampling, self.max_steps, self.icl_shots,
                             self.max_invalid_turns)
 
-    def _estimate(self, prefix_states: Sequence[tuple[Task, tuple[str, ...], int]]) -> list[Estimate]:
-        """Run `count` episodes from each (task, turns, count) and average their final rewards."""
-        requests = [EpisodeRequest(task, turns, tag=i) for i, (task, turns, count) in enumerate(prefix_states)
+    def _add_rollouts(self, estimates: Sequence[Estimate], starts: Sequence[tuple[Task, tuple[str, ...]]],
+                      counts: Sequence[int]) -> None:
+        """Run `counts[i]` more episodes from `starts[i]` for every estimate, all in one call."""
+        requests = [EpisodeRequest(task, turns, tag=i) for i, ((task, turns), count) in enumerate(zip(starts, counts))
                     for _ in range(count)]
-        estimates = [Estimate(value=0.0) for _ in prefix_states]
+        if not requests:
+            return
         for request, episode in zip(requests, self._run(requests)):
             estimate = estimates[request.tag]
             estimate.rewards.append(episode.reward)
@@ -86,33 +107,73 @@ class MonteCarloValues:
             estimate.prompt_tokens += sum(step.prompt_tokens for step in episode.steps)
         for estimate in estimates:
             estimate.value = statistics.fmean(estimate.rewards)
-        return estimates
 
-    def q_values(self, items: Sequence[tuple[State, str]]) -> list[Estimate]:
-        """Q(s, a) for each (state, candidate turn), computing each distinct key once."""
-        keys, todo = [], {}
-        for state, turn in items:
+    def q_values(self, items: Sequence[tuple[State, str]], bars: Sequence[float] | None = None) -> list[Estimate]:
+        """Q(s, a) for each (state, candidate turn), computing each distinct key once.
+
+        `bars[i]` is the value item i must exceed to rise; with the adaptive budget on, a candidate
+        stops once it cannot. Reused estimates come back as cost-free copies marked `cached`.
+        """
+        keys, fresh, starts, exact, bar_of = [], {}, {}, {}, {}
+        for i, (state, turn) in enumerate(items):
             action = parse_turn(turn).action
             key = (state.task.env, state.task.id, state.actions(), action)
             keys.append(key)
-            if key not in self.cache and key not in todo:
-                terminal = action is not None and action.strip().lower() in self.terminal_actions
-                todo[key] = (state.task, state.turns + (turn,), 1 if terminal else self.rollouts, terminal)
-        fresh = self._estimate([(task, turns, count) for task, turns, count, _ in todo.values()]) if todo else []
-        new_keys = set(todo)
-        for key, estimate, (_, _, _, terminal) in zip(todo, fresh, todo.values()):
-            estimate.exact = terminal
+            if key not in self.cache and key not in fresh:
+                fresh[key] = Estimate(value=0.0, key=key)
+                starts[key] = (state.task, state.turns + (turn,))
+                exact[key] = action is not None and action.strip().lower() in self.terminal_actions
+                bar_of[key] = None if bars is None else bars[i]
+        adaptive = [k for k in fresh if self.adaptive and not exact[k] and bar_of[k] is not None]
+        full = [k for k in fresh if k not in adaptive]
+        # Terminal actions need one replay (the environment's exact reward); others N rollouts.
+        self._add_rollouts([fresh[k] for k in full], [starts[k] for k in full],
+                           [1 if exact[k] else self.rollouts for k in full])
+        running = list(adaptive)
+        while running:
+            self._add_rollouts([fresh[k] for k in running], [starts[k] for k in running], [1] * len(running))
+            running = [k for k in running if len(fresh[k].rewards) < self.rollouts
+                       and fresh[k].upper_bound(self.rollouts, self.max_reward) > bar_of[k]]
+        for key, estimate in fresh.items():
+            estimate.exact = exact[key]
+            estimate.budget = 1 if exact[key] else self.rollouts
+            estimate.partial = len(estimate.rewards) < (1 if exact[key] else self.rollouts)
+            if estimate.partial:
+                self._pending[key] = starts[key]
             self.cache[key] = estimate
-        results, seen = [], set()
+        results, returned = [], set()
         for key in keys:
             estimate = self.cache[key]
-            if key in new_keys and key not in seen:
-                seen.add(key)
+            if key in fresh and key not in returned:
+                returned.add(key)
                 results.append(estimate)
             else:  # estimated earlier (or earlier in this batch): no cost this time
-                results.append(Estimate(estimate.value, estimate.rewards, estimate.exact, cached=True))
+                results.append(Estimate(estimate.value, estimate.rewards, estimate.partial, estimate.exact,
+                                        cached=True, key=key))
         return results
 
+    def value(self, key: tuple) -> float:
+        """The current value of a cached estimate (it changes when `complete` tops it up)."""
+        return self.cache[key].value
+
+    def is_partial(self, key: tuple) -> bool:
+        return self.cache[key].partial
+
+    def upper_bound(self, key: tuple) -> float:
+        return self.cache[key].upper_bound(self.rollouts, self.max_reward)
+
+    def complete(self, keys: Sequence[tuple]) -> None:
+        """Top the partial estimates among `keys` up to N rollouts (one batched call); their cost
+        is added to the estimate that first ran them."""
+        todo = list(dict.fromkeys(k for k in keys if self.cache[k].partial))
+        self._add_rollouts([self.cache[k] for k in todo], [self._pending[k] for k in todo],
+                           [self.rollouts - len(self.cache[k].rewards) for k in todo])
+        for key in todo:
+            self.cache[key].partial = False
+            del self._pending[key]
+
     def v_values(self, states: Sequence[State]) -> list[Estimate]:
-        """V(s) for each state: N rollouts of the policy from the state itself."""
-        return self._estimate([(state.task, state.turns, self.rollouts) for state in states])
+        """V(s) for each state: N rollouts of the policy from the state itself (never adaptive)."""
+        estimates = [Estimate(value=0.0, budget=self.rollouts) for _ in states]
+        self._add_rollouts(estimates, [(state.task, state.turns) for state in states], [self.rollouts] * len(states))
+        return estimates

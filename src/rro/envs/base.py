@@ -54,6 +54,7 @@ class EnvSpec:
     # ("Thought: ...\nAction: ...") and is sent each resulting observation.
     expert: Callable[[Task], Generator[str, str, None]]
     terminal_actions: frozenset[str]
+    reward_range: tuple[float, float] = (-1.0, 1.0)  # bounds of an episode's final reward
 
 
 _REGISTRY: dict[str, EnvSpec] = {}

@@ -27,7 +27,7 @@ from rro.values import MonteCarloValues
 # Settings that change what exploration produces; an output folder holds one setting only.
 _IDENTITY = ("env", "split", "scheme", "backend", "model", "strategy", "rollouts", "max_candidates", "temperature",
              "rollout_temperature", "margin", "pair_gap", "prev0", "on_no_rise", "tau", "max_steps",
-             "max_invalid_turns", "max_new_tokens", "seed", "icl_shots", "include_empty_dbs")
+             "max_invalid_turns", "max_new_tokens", "seed", "icl_shots", "include_empty_dbs", "adaptive")
 
 
 def _walk_record(walk, strategy: str) -> dict[str, Any]:
@@ -73,6 +73,7 @@ def summarize_steps(records: list[dict[str, Any]]) -> dict[str, Any]:
         "generated_tokens_per_pair": generated / pairs if pairs else None,
         "prompt_tokens": prompt,
         "cache_hits": sum(step["cache_hits"] for step in steps),
+        "rollouts_saved": sum(step.get("rollouts_saved", 0) for step in steps),
         # Real elapsed time: each chunk's wall time shared among its tasks. (Per-step `wall_s`
         # overlaps across the tasks explored together, so it is not summed.)
         "wall_seconds": sum(record.get("wall_s", 0.0) for record in records),
@@ -121,6 +122,7 @@ def explore(config: ExploreConfig, policy=None) -> dict[str, Any]:
             policy, config.make_env, env_spec.terminal_actions, config.rollouts,
             SamplingConfig(config.rollout_temperature, config.top_p, config.max_new_tokens, config.seed + 1),
             config.max_steps, icl_shots, config.max_invalid_turns,
+            adaptive=config.adaptive, reward_range=env_spec.reward_range,
         )
 
     with JsonlWriter(walks_path) as writer, Progress(

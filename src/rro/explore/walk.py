@@ -52,7 +52,7 @@ class WalkSettings:
 class Candidate:
     turn: str
     action: str | None
-    q: float
+    q: float  # the mean of the rollouts run so far (all N unless the adaptive budget stopped it)
     estimate: Estimate
     generated_tokens: int
     prompt_tokens: int
@@ -87,6 +87,7 @@ def estimate_cost(estimates: list[Estimate]) -> dict[str, int]:
         "rollout_prompt_tokens": sum(e.prompt_tokens for e in estimates),
         "cache_hits": sum(e.cached for e in estimates),
         "exact": sum(e.exact for e in estimates),
+        "rollouts_saved": sum(e.budget - e.rollouts for e in estimates),
     }
 
 
@@ -136,6 +137,26 @@ def _finish_step(walk: TaskWalk, settings: WalkSettings) -> None:
     walk.step_started = time.perf_counter()
 
 
+def _complete_where_needed(walks: list[TaskWalk], values: MonteCarloValues, settings: WalkSettings) -> None:
+    """Top up stopped estimates where their exact value decides something, so that the adaptive
+    budget changes no decision: every value when nothing rose (the best is picked among them), and,
+    after a rise, those whose pairing with the rising candidate is not yet certain."""
+    needed = []
+    for walk in walks:
+        best = max(walk.tried, key=lambda c: c.q)
+        if best.q <= walk.prev + settings.margin:
+            needed += [c.estimate.key for c in walk.tried]
+        else:  # the rising candidate ran all N rollouts: its value is exact
+            needed += [c.estimate.key for c in walk.tried
+                       if values.is_partial(c.estimate.key) and values.upper_bound(c.estimate.key) > best.q - settings.pair_gap]
+    if needed:
+        values.complete(needed)
+    for walk in walks:
+        for candidate in walk.tried:
+            if candidate.estimate.key:
+                candidate.q = values.value(candidate.estimate.key)
+
+
 def walk_tasks(
     tasks: list[Task],
     policy: Policy,
@@ -167,13 +188,19 @@ def walk_tasks(
             max_new_tokens=settings.max_new_tokens,
             seed=settings.seed * 7_919 + round_index,
         )
-        estimates = values.q_values([(w.state, sample.text) for w, (sample,) in zip(active, samples)])
+        # Rising candidates are decided against a bar, which lets the adaptive budget stop early.
+        bars = [w.prev + settings.margin for w in active] if settings.strategy == "rising" else None
+        estimates = values.q_values([(w.state, sample.text) for w, (sample,) in zip(active, samples)], bars)
+        finishing = []
         for walk, (sample,), estimate in zip(active, samples, estimates):
             walk.tried.append(Candidate(sample.text, parse_turn(sample.text).action, estimate.value, estimate,
                                         sample.generated_tokens, sample.prompt_tokens))
             rose = estimate.value > walk.prev + settings.margin
             if (rose and settings.strategy == "rising") or len(walk.tried) >= settings.max_candidates:
-                _finish_step(walk, settings)
+                finishing.append(walk)
+        _complete_where_needed(finishing, values, settings)
+        for walk in finishing:
+            _finish_step(walk, settings)
         round_index += 1
     for walk in walks:
         walk.env.close()
