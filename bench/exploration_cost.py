@@ -35,11 +35,12 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=128)
     parser.add_argument("--backend", default="sqlite")
     parser.add_argument("--adaptive", action="store_true", help="also run rising with the adaptive budget")
+    parser.add_argument("--hardness", nargs="*", default=[], help="only train tasks of these hardness levels")
     parser.add_argument("-o", "--output", type=Path, default=Path("runs/bench-exploration"))
     args = parser.parse_args()
 
     common = dict(model=args.model, split="train", limit=args.tasks, rollouts=args.rollouts, max_candidates=args.k,
-                  max_steps=args.max_steps, max_new_tokens=args.max_new_tokens, backend=args.backend, seed=0)
+                  max_steps=args.max_steps, max_new_tokens=args.max_new_tokens, backend=args.backend, seed=0, hardness=args.hardness)
     fixed_config = ExploreConfig(strategy="fixed", output=args.output / "fixed", **common)
     policy = fixed_config.load_policy()  # one model for both runs
     results = {}
@@ -50,7 +51,7 @@ def main() -> None:
         config = ExploreConfig(strategy="rising", adaptive=True, output=args.output / "rising-adaptive", **common)
         adaptive = explore(config, policy=policy)
 
-    print(f"model {args.model}, {args.tasks} train tasks, N={args.rollouts}, K={args.k}, "
+    print(f"model {args.model}, {args.tasks} train tasks {args.hardness or ''}, N={args.rollouts}, K={args.k}, "
           f"max_steps={args.max_steps}, backend {args.backend}")
     header = f"{'':28}{'fixed':>14}{'rising':>14}{'rising/fixed':>14}"
     print(header)
