@@ -32,6 +32,15 @@ DbOpt = typer.Option(None, "--db", help="Only tasks on this database (repeatable
 HardnessOpt = typer.Option(None, "--hardness", help="Only tasks of this hardness: easy, medium, hard, extra (repeatable).")
 EmptyDbOpt = typer.Option(None, "--include-empty-dbs", help="Keep wta_1, whose tables hold no rows (every gold result is empty).")
 ConfigOpt = typer.Option(None, "--config", "-c", help="A TOML file with the command's settings; options override it.")
+# Options of every command that runs a model.
+ModelOpt = typer.Option(None, help="Model: a named model (smollm2-135m), a checkpoint folder or a transformers id.")
+EnvOpt = typer.Option(None, help="Environment (default intercode-sql).")
+MaxStepsOpt = typer.Option(None, help="Turns before an episode is cut and scores 0 (default 10).")
+PolicyBackendOpt = typer.Option(None, help="hf (transformers, default) or openai (an OpenAI-compatible server).")
+BaseUrlOpt = typer.Option(None, help="The server for --policy-backend openai, e.g. http://127.0.0.1:8000/v1.")
+DtypeOpt = typer.Option(None, help="auto (bf16 where the hardware has it), float32, bfloat16.")
+MaxNewTokensOpt = typer.Option(None, help="Token limit of one agent turn.")
+SeedOpt = typer.Option(None, help="Sampling seed.")
 
 
 def _fail(message: str) -> None:
@@ -185,9 +194,9 @@ def play(
 
 @app.command("eval")
 def eval_command(
-    model: Optional[str] = typer.Option(None, help="Model: a named model (smollm2-135m), a checkpoint folder or a transformers id."),
+    model: Optional[str] = ModelOpt,
     policy: Optional[str] = typer.Option(None, help="model (default) or expert (the oracle; no model needed)."),
-    env: Optional[str] = typer.Option(None, help="Environment (default intercode-sql)."),
+    env: Optional[str] = EnvOpt,
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output folder (episodes.jsonl, summary.json)."),
     split: Optional[str] = SplitOpt,
     scheme: Optional[str] = SchemeOpt,
@@ -196,13 +205,13 @@ def eval_command(
     db: Optional[list[str]] = DbOpt,
     hardness: Optional[list[str]] = HardnessOpt,
     include_empty_dbs: Optional[bool] = EmptyDbOpt,
-    max_steps: Optional[int] = typer.Option(None, help="Turns before an episode is cut (scores 0)."),
-    policy_backend: Optional[str] = typer.Option(None, help="hf (transformers, default) or openai (an OpenAI-compatible server)."),
-    base_url: Optional[str] = typer.Option(None, help="The server for --policy-backend openai, e.g. http://127.0.0.1:8000/v1."),
-    dtype: Optional[str] = typer.Option(None, help="auto (bf16 where the hardware has it), float32, bfloat16."),
+    max_steps: Optional[int] = MaxStepsOpt,
+    policy_backend: Optional[str] = PolicyBackendOpt,
+    base_url: Optional[str] = BaseUrlOpt,
+    dtype: Optional[str] = DtypeOpt,
     temperature: Optional[float] = typer.Option(None, help="0 = greedy (default)."),
-    max_new_tokens: Optional[int] = typer.Option(None, help="Token limit of one agent turn."),
-    seed: Optional[int] = typer.Option(None),
+    max_new_tokens: Optional[int] = MaxNewTokensOpt,
+    seed: Optional[int] = SeedOpt,
     icl_shots: Optional[int] = typer.Option(None, help="In-context examples: 1 for base models, 0 for rro checkpoints (default)."),
     config: Optional[Path] = ConfigOpt,
 ) -> None:
@@ -234,8 +243,8 @@ def eval_command(
 @app.command("explore")
 def explore_command(
     strategy: Optional[str] = typer.Option(None, help="rising (RRO, default), fixed, ipr or outcome."),
-    model: Optional[str] = typer.Option(None, help="The policy that explores (and rolls out)."),
-    env: Optional[str] = typer.Option(None, help="Environment (default intercode-sql)."),
+    model: Optional[str] = ModelOpt,
+    env: Optional[str] = EnvOpt,
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output folder (pairs.jsonl, walks.jsonl, stats.json)."),
     split: Optional[str] = SplitOpt,
     scheme: Optional[str] = SchemeOpt,
@@ -245,12 +254,12 @@ def explore_command(
     hardness: Optional[list[str]] = HardnessOpt,
     rollouts: Optional[int] = typer.Option(None, help="N: rollouts per value estimate (default 5)."),
     max_candidates: Optional[int] = typer.Option(None, help="K: most candidates per step (default 5)."),
-    max_steps: Optional[int] = typer.Option(None, help="Turns per episode (default 10)."),
-    max_new_tokens: Optional[int] = typer.Option(None, help="Token limit of one agent turn."),
-    dtype: Optional[str] = typer.Option(None, help="auto, float32, bfloat16."),
-    policy_backend: Optional[str] = typer.Option(None, help="hf or openai."),
-    base_url: Optional[str] = typer.Option(None, help="The server for --policy-backend openai."),
-    seed: Optional[int] = typer.Option(None),
+    max_steps: Optional[int] = MaxStepsOpt,
+    max_new_tokens: Optional[int] = MaxNewTokensOpt,
+    dtype: Optional[str] = DtypeOpt,
+    policy_backend: Optional[str] = PolicyBackendOpt,
+    base_url: Optional[str] = BaseUrlOpt,
+    seed: Optional[int] = SeedOpt,
     adaptive: Optional[bool] = typer.Option(None, "--adaptive", help="Stop a candidate's rollouts once it cannot rise."),
     config: Optional[Path] = ConfigOpt,
 ) -> None:
