@@ -16,14 +16,15 @@ from typing import Any
 from rro.agent.parse import parse_turn
 from rro.agent.prompts import agent_message, conversation_start
 from rro.envs.base import EnvSpec, Task
-from rro.explore.walk import WalkSettings, estimate_cost
+from rro.config import ExploreConfig
+from rro.explore.walk import estimate_cost
 from rro.policy.base import Policy
 from rro.rollout import EpisodeRequest, SamplingConfig, apply_turn, run_episodes, run_expert_episode, start_episode
 from rro.values import MonteCarloValues, State
 
 
 def ipr_tasks(tasks: list[Task], policy: Policy, values: MonteCarloValues, make_env, env_spec: EnvSpec,
-              settings: WalkSettings, tau: float, icl_shots: int = 0) -> list[dict[str, Any]]:
+              settings: ExploreConfig, icl_shots: int = 0) -> list[dict[str, Any]]:
     records, running = [], []
     for task in tasks:
         env = make_env()
@@ -48,7 +49,7 @@ def ipr_tasks(tasks: list[Task], policy: Policy, values: MonteCarloValues, make_
             q_expert, q_agent = estimates[2 * i], estimates[2 * i + 1]
             expert_action, agent_action = parse_turn(expert_turn).action, parse_turn(sample.text).action
             step = len(episode.steps)
-            if agent_action != expert_action and q_expert.value - q_agent.value > tau:
+            if agent_action != expert_action and q_expert.value - q_agent.value > settings.tau:
                 record["pairs"].append({
                     "prompt": [dict(m) for m in episode.messages],
                     "chosen": [agent_message(expert_turn)],
@@ -80,8 +81,8 @@ def ipr_tasks(tasks: list[Task], policy: Policy, values: MonteCarloValues, make_
     return records
 
 
-def outcome_tasks(tasks: list[Task], policy: Policy, make_env, env_spec: EnvSpec, settings: WalkSettings,
-                  tau: float, icl_shots: int = 0) -> list[dict[str, Any]]:
+def outcome_tasks(tasks: list[Task], policy: Policy, make_env, env_spec: EnvSpec, settings: ExploreConfig,
+                  icl_shots: int = 0) -> list[dict[str, Any]]:
     started = time.perf_counter()
     sampling = SamplingConfig(settings.temperature, settings.top_p, settings.max_new_tokens, settings.seed)
     sampled = run_episodes([EpisodeRequest(t) for t in tasks], policy, make_env, sampling, settings.max_steps,
@@ -95,7 +96,7 @@ def outcome_tasks(tasks: list[Task], policy: Policy, make_env, env_spec: EnvSpec
         start = len(conversation_start(task.env, "", icl_shots))
         expert_start = len(conversation_start(task.env, "", 0))
         pairs = []
-        if expert.reward - trajectory.reward > tau:
+        if expert.reward - trajectory.reward > settings.tau:
             pairs.append({
                 "prompt": trajectory.messages[:start],
                 "chosen": expert.messages[expert_start:],

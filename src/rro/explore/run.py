@@ -20,7 +20,7 @@ from rro.agent.trajectory import JsonlWriter, read_jsonl, write_json_atomic, wri
 from rro.config import ExploreConfig, guard_output_dir
 from rro.envs.base import spec
 from rro.explore.baselines import ipr_tasks, outcome_tasks
-from rro.explore.walk import WalkSettings, walk_tasks
+from rro.explore.walk import walk_tasks
 from rro.rollout import SamplingConfig
 from rro.values import MonteCarloValues
 
@@ -107,13 +107,6 @@ def explore(config: ExploreConfig, policy=None) -> dict[str, Any]:
     env_spec = spec(config.env)
     if todo and policy is None:
         policy = config.load_policy()
-    settings = WalkSettings(
-        strategy=config.strategy if config.strategy in ("rising", "fixed") else "rising",
-        max_candidates=config.max_candidates, temperature=config.temperature, top_p=config.top_p,
-        max_new_tokens=config.max_new_tokens, margin=config.margin, pair_gap=config.pair_gap, prev0=config.prev0,
-        on_no_rise=config.on_no_rise, max_steps=config.max_steps, max_invalid_turns=config.max_invalid_turns,
-        seed=config.seed,
-    )
     icl_shots = config.resolved_icl_shots()
     header = {"strategy": config.strategy, "model": config.model, "env": config.env, "split": config.split}
     values = None
@@ -142,11 +135,11 @@ def explore(config: ExploreConfig, policy=None) -> dict[str, Any]:
             started = time.perf_counter()
             if config.strategy in ("rising", "fixed"):
                 records = [_walk_record(w, config.strategy)
-                           for w in walk_tasks(chunk, policy, values, config.make_env, settings, icl_shots)]
+                           for w in walk_tasks(chunk, policy, values, config.make_env, config, icl_shots)]
             elif config.strategy == "ipr":
-                records = ipr_tasks(chunk, policy, values, config.make_env, env_spec, settings, config.tau, icl_shots)
+                records = ipr_tasks(chunk, policy, values, config.make_env, env_spec, config, icl_shots)
             else:
-                records = outcome_tasks(chunk, policy, config.make_env, env_spec, settings, config.tau, icl_shots)
+                records = outcome_tasks(chunk, policy, config.make_env, env_spec, config, icl_shots)
             for record in records:
                 record["wall_s"] = (time.perf_counter() - started) / len(records)
                 writer.write(record)

@@ -21,31 +21,16 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from rro.agent.parse import parse_turn
 from rro.agent.prompts import agent_message
 from rro.agent.trajectory import Episode
+from rro.config import ExploreConfig
 from rro.envs.base import Env, Task
 from rro.policy.base import Policy
 from rro.rollout import apply_turn, start_episode
 from rro.values import Estimate, MonteCarloValues, State
-
-
-@dataclass(frozen=True)
-class WalkSettings:
-    strategy: Literal["rising", "fixed"] = "rising"
-    max_candidates: int = 5  # K_max for rising, K for fixed
-    temperature: float = 1.0  # T_explore
-    top_p: float = 1.0
-    max_new_tokens: int = 256
-    margin: float = 0.0
-    pair_gap: float = 0.01
-    prev0: Literal["value", "zero"] = "value"
-    on_no_rise: Literal["continue", "stop"] = "continue"
-    max_steps: int = 10
-    max_invalid_turns: int = 3
-    seed: int = 0
 
 
 @dataclass
@@ -91,7 +76,7 @@ def estimate_cost(estimates: list[Estimate]) -> dict[str, int]:
     }
 
 
-def _finish_step(walk: TaskWalk, settings: WalkSettings) -> None:
+def _finish_step(walk: TaskWalk, settings: ExploreConfig) -> None:
     best = max(walk.tried, key=lambda c: c.q)  # first of equals: the earliest drawn
     rose = best.q > walk.prev + settings.margin
     prompt = [dict(m) for m in walk.episode.messages]
@@ -137,7 +122,7 @@ def _finish_step(walk: TaskWalk, settings: WalkSettings) -> None:
     walk.step_started = time.perf_counter()
 
 
-def _complete_where_needed(walks: list[TaskWalk], values: MonteCarloValues, settings: WalkSettings) -> None:
+def _complete_where_needed(walks: list[TaskWalk], values: MonteCarloValues, settings: ExploreConfig) -> None:
     """Top up stopped estimates where their exact value decides something, so that the adaptive
     budget changes no decision: every value when nothing rose (the best is picked among them), and,
     after a rise, those whose pairing with the rising candidate is not yet certain."""
@@ -162,7 +147,7 @@ def walk_tasks(
     policy: Policy,
     values: MonteCarloValues,
     make_env,
-    settings: WalkSettings,
+    settings: ExploreConfig,
     icl_shots: int = 0,
 ) -> list[TaskWalk]:
     """Explore every task to its end; returns the walks in task order."""
