@@ -1,9 +1,11 @@
 """`rro explore`: run a strategy over tasks, resumably, and write pairs, walks and cost statistics.
 
 Tasks are explored in chunks of `tasks_per_batch`. When a chunk ends, one record per task is
-appended to `DIR/walks.jsonl` (its chosen path, values, per-step costs and pairs); `pairs.jsonl`,
-`steps.jsonl` and `stats.json` are then rewritten from it atomically. An interrupted run resumes
-after the last finished task and never duplicates a task's records; a finished run is a no-op.
+appended to `DIR/walks.jsonl` (its chosen path, values, per-step costs and pairs): that file is the
+run's durable record. `pairs.jsonl`, `steps.jsonl` and `stats.json` are derived from it once, when
+the run ends (atomically); rewriting them after every chunk would cost I/O quadratic in the run's
+length. An interrupted run resumes after the last finished task, never duplicates a task's records,
+and writes the derived files when it ends; a finished run is a no-op.
 """
 
 from __future__ import annotations
@@ -144,6 +146,5 @@ def explore(config: ExploreConfig, policy=None) -> dict[str, Any]:
                 record["wall_s"] = (time.perf_counter() - started) / len(records)
                 writer.write(record)
                 done[record["task_id"]] = record
-            _write_outputs(out, [done[t.id] for t in tasks if t.id in done], header)
             show()
     return _write_outputs(out, [done[t.id] for t in tasks], header)
