@@ -49,6 +49,7 @@ class Estimate:
     prompt_tokens: int = 0
     key: tuple = ()  # the cache key; its entry is the one estimate that all reuses refer to
     budget: int = 0  # rollouts a full budget runs for it (N, 1 for a terminal action, 0 when reused)
+    start: tuple[Task, tuple[str, ...]] | None = None  # where its rollouts start: (task, turns)
 
     def upper_bound(self, n: int, max_reward: float) -> float:
         """The highest mean that N rollouts could still reach, given the rewards seen so far."""
@@ -80,7 +81,6 @@ class MonteCarloValues:
         self.adaptive = adaptive
         self.max_reward = reward_range[1]
         self.cache: dict[tuple, Estimate] = {}
-        self._pending: dict[tuple, tuple[Task, tuple[str, ...]]] = {}  # partial estimates' rollout starts
         self._calls = 0
 
     def _run(self, requests: list[EpisodeRequest]):
@@ -91,10 +91,9 @@ class MonteCarloValues:
         return run_episodes(requests, self.policy, self.make_env, sampling, self.max_steps, self.icl_shots,
                             self.max_invalid_turns)
 
-    def _add_rollouts(self, estimates: Sequence[Estimate], starts: Sequence[tuple[Task, tuple[str, ...]]],
-                      counts: Sequence[int]) -> None:
-        """Run `counts[i]` more episodes from `starts[i]` for every estimate, all in one call."""
-        requests = [EpisodeRequest(task, turns, tag=i) for i, ((task, turns), count) in enumerate(zip(starts, counts))
+    def _add_rollouts(self, estimates: Sequence[Estimate], counts: Sequence[int]) -> None:
+        """Run `counts[i]` more episodes from each estimate's start, all in one call."""
+        requests = [EpisodeRequest(*estimate.start, tag=i) for i, (estimate, count) in enumerate(zip(estimates, counts))
                     for _ in range(count)]
         if not requests:
             return
@@ -114,32 +113,29 @@ class MonteCarloValues:
         `bars[i]` is the value item i must exceed to rise; with the adaptive budget on, a candidate
         stops once it cannot. Reused estimates come back as cost-free copies marked `cached`.
         """
-        keys, fresh, starts, exact, bar_of = [], {}, {}, {}, {}
+        keys, fresh, bar_of = [], {}, {}
         for i, (state, turn) in enumerate(items):
             action = parse_turn(turn).action
             key = (state.task.env, state.task.id, state.actions(), action)
             keys.append(key)
             if key not in self.cache and key not in fresh:
-                fresh[key] = Estimate(value=0.0, key=key)
-                starts[key] = (state.task, state.turns + (turn,))
-                exact[key] = action is not None and action.strip().lower() in self.terminal_actions
+                exact = action is not None and action.strip().lower() in self.terminal_actions
+                # A terminal action needs one replay (the environment's exact reward); others N rollouts.
+                fresh[key] = Estimate(value=0.0, exact=exact, key=key, budget=1 if exact else self.rollouts,
+                                      start=(state.task, state.turns + (turn,)))
                 bar_of[key] = None if bars is None else bars[i]
-        adaptive = [k for k in fresh if self.adaptive and not exact[k] and bar_of[k] is not None]
-        full = [k for k in fresh if k not in adaptive]
-        # Terminal actions need one replay (the environment's exact reward); others N rollouts.
-        self._add_rollouts([fresh[k] for k in full], [starts[k] for k in full],
-                           [1 if exact[k] else self.rollouts for k in full])
-        running = list(adaptive)
-        while running:
-            self._add_rollouts([fresh[k] for k in running], [starts[k] for k in running], [1] * len(running))
-            running = [k for k in running if len(fresh[k].rewards) < self.rollouts
-                       and fresh[k].upper_bound(self.rollouts, self.max_reward) > bar_of[k]]
+        adaptive, full = [], []  # adaptive: decided against a bar, one rollout per round
         for key, estimate in fresh.items():
-            estimate.exact = exact[key]
-            estimate.budget = 1 if exact[key] else self.rollouts
-            estimate.partial = len(estimate.rewards) < (1 if exact[key] else self.rollouts)
-            if estimate.partial:
-                self._pending[key] = starts[key]
+            stoppable = self.adaptive and not estimate.exact and bar_of[key] is not None
+            (adaptive if stoppable else full).append(estimate)
+        self._add_rollouts(full, [e.budget for e in full])
+        running = adaptive
+        while running:
+            self._add_rollouts(running, [1] * len(running))
+            running = [e for e in running if len(e.rewards) < e.budget
+                       and e.upper_bound(self.rollouts, self.max_reward) > bar_of[e.key]]
+        for key, estimate in fresh.items():
+            estimate.partial = len(estimate.rewards) < estimate.budget
             self.cache[key] = estimate
         results, returned = [], set()
         for key in keys:
@@ -165,15 +161,13 @@ class MonteCarloValues:
     def complete(self, keys: Sequence[tuple]) -> None:
         """Top the partial estimates among `keys` up to N rollouts (one batched call); their cost
         is added to the estimate that first ran them."""
-        todo = list(dict.fromkeys(k for k in keys if self.cache[k].partial))
-        self._add_rollouts([self.cache[k] for k in todo], [self._pending[k] for k in todo],
-                           [self.rollouts - len(self.cache[k].rewards) for k in todo])
-        for key in todo:
-            self.cache[key].partial = False
-            del self._pending[key]
+        todo = [self.cache[k] for k in dict.fromkeys(keys) if self.cache[k].partial]
+        self._add_rollouts(todo, [e.budget - len(e.rewards) for e in todo])
+        for estimate in todo:
+            estimate.partial = False
 
     def v_values(self, states: Sequence[State]) -> list[Estimate]:
         """V(s) for each state: N rollouts of the policy from the state itself (never adaptive)."""
-        estimates = [Estimate(value=0.0, budget=self.rollouts) for _ in states]
-        self._add_rollouts(estimates, [(state.task, state.turns) for state in states], [self.rollouts] * len(states))
+        estimates = [Estimate(value=0.0, budget=self.rollouts, start=(state.task, state.turns)) for state in states]
+        self._add_rollouts(estimates, [self.rollouts] * len(states))
         return estimates
