@@ -11,74 +11,90 @@ ETO-style (outcome level, whole trajectories).
 from __future__ import annotations
 
 import time
+from collections.abc import Generator
+from dataclasses import dataclass
 from typing import Any
 
 from rro.agent.parse import parse_turn
 from rro.agent.prompts import agent_message, conversation_start
-from rro.envs.base import EnvSpec, Task
+from rro.agent.trajectory import Episode
 from rro.config import ExploreConfig
+from rro.envs.base import Env, EnvSpec, Task
 from rro.explore.walk import estimate_cost
 from rro.policy.base import Policy
 from rro.rollout import EpisodeRequest, SamplingConfig, apply_turn, run_episodes, run_expert_episode, start_episode
 from rro.values import MonteCarloValues, State
 
 
+@dataclass
+class _ExpertWalk:
+    """One task walked along its expert trajectory."""
+
+    task: Task
+    env: Env
+    episode: Episode
+    expert: Generator[str, str, None]
+    expert_turn: str | None  # the expert's next turn; None once the walk is over
+    record: dict[str, Any]
+
+    @property
+    def state(self) -> State:
+        return State(self.task, tuple(step.turn for step in self.episode.steps))
+
+
+def _next_turn(expert: Generator[str, str, None], observation: str) -> str | None:
+    try:
+        return expert.send(observation)
+    except StopIteration:
+        return None
+
+
 def ipr_tasks(tasks: list[Task], policy: Policy, values: MonteCarloValues, make_env, env_spec: EnvSpec,
               settings: ExploreConfig, icl_shots: int = 0) -> list[dict[str, Any]]:
-    records, running = [], []
+    walks = []
     for task in tasks:
         env = make_env()
-        episode = start_episode(env, task, policy.name, icl_shots)
         expert = env_spec.expert(task)
         record = {"task_id": task.id, "strategy": "ipr", "steps": [], "pairs": [], "values": [], "end": ""}
-        records.append(record)
-        running.append([task, env, episode, expert, next(expert), record])
+        walks.append(_ExpertWalk(task, env, start_episode(env, task, policy.name, icl_shots), expert, next(expert),
+                                 record))
     round_index = 0
-    while running:
+    while active := [w for w in walks if w.expert_turn is not None]:
         started = time.perf_counter()
-        samples = policy.generate([r[2].messages for r in running], n=1, temperature=settings.temperature,
+        samples = policy.generate([w.episode.messages for w in active], n=1, temperature=settings.temperature,
                                   top_p=settings.top_p, max_new_tokens=settings.max_new_tokens,
                                   seed=settings.seed * 7_919 + round_index)
-        items = []
-        for (task, _, episode, _, expert_turn, _), (sample,) in zip(running, samples):
-            state = State(task, tuple(step.turn for step in episode.steps))
-            items += [(state, expert_turn), (state, sample.text)]
-        estimates = values.q_values(items)
-        still_running = []
-        for i, ((task, env, episode, expert, expert_turn, record), (sample,)) in enumerate(zip(running, samples)):
+        # Two estimates per task, in order: the expert's action, then the policy's.
+        estimates = values.q_values([item for w, (sample,) in zip(active, samples)
+                                     for item in ((w.state, w.expert_turn), (w.state, sample.text))])
+        for i, (walk, (sample,)) in enumerate(zip(active, samples)):
             q_expert, q_agent = estimates[2 * i], estimates[2 * i + 1]
-            expert_action, agent_action = parse_turn(expert_turn).action, parse_turn(sample.text).action
-            step = len(episode.steps)
+            expert_action, agent_action = parse_turn(walk.expert_turn).action, parse_turn(sample.text).action
+            step = len(walk.episode.steps)
             if agent_action != expert_action and q_expert.value - q_agent.value > settings.tau:
-                record["pairs"].append({
-                    "prompt": [dict(m) for m in episode.messages],
-                    "chosen": [agent_message(expert_turn)],
+                walk.record["pairs"].append({
+                    "prompt": [dict(m) for m in walk.episode.messages],
+                    "chosen": [agent_message(walk.expert_turn)],
                     "rejected": [agent_message(sample.text)],
-                    "task_id": task.id, "env": task.env, "step": step,
+                    "task_id": walk.task.id, "env": walk.task.env, "step": step,
                     "q_chosen": q_expert.value, "q_rejected": q_agent.value,
                     "prev_value": None, "strategy": "ipr",
                 })
-            record["steps"].append({
-                "task_id": task.id, "step": step, "candidates": 1,
+            walk.record["steps"].append({
+                "task_id": walk.task.id, "step": step, "candidates": 1,
                 "distinct_actions": 1, "rose": None, "q_values": [q_agent.value], "chosen_q": q_expert.value,
                 "candidate_generated_tokens": sample.generated_tokens, "candidate_prompt_tokens": sample.prompt_tokens,
                 **estimate_cost([q_expert, q_agent]), "wall_s": time.perf_counter() - started,
             })
-            record["values"].append(q_expert.value)
-            observation = apply_turn(env, episode, expert_turn, settings.max_steps)
-            try:
-                if episode.done:
-                    raise StopIteration
-                next_turn = expert.send(observation)
-            except StopIteration:
-                record["end"], record["reward"], record["turns"] = episode.termination, episode.reward, \
-                    [s.turn for s in episode.steps]
-                env.close()
-                continue
-            still_running.append([task, env, episode, expert, next_turn, record])
-        running = still_running
+            walk.record["values"].append(q_expert.value)
+            observation = apply_turn(walk.env, walk.episode, walk.expert_turn, settings.max_steps)
+            walk.expert_turn = None if walk.episode.done else _next_turn(walk.expert, observation)
+            if walk.expert_turn is None:
+                walk.record.update(end=walk.episode.termination, reward=walk.episode.reward,
+                                   turns=[s.turn for s in walk.episode.steps])
+                walk.env.close()
         round_index += 1
-    return records
+    return [walk.record for walk in walks]
 
 
 def outcome_tasks(tasks: list[Task], policy: Policy, make_env, env_spec: EnvSpec, settings: ExploreConfig,
