@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from rro.config import ConfigError, EvalConfig, ExpertsConfig, ExploreConfig, load_config
+from rro.config import ConfigError, DpoConfig, EvalConfig, ExpertsConfig, ExploreConfig, PipelineConfig, SftConfig, load_config
 from rro.fetch import DataError
 
 app = typer.Typer(help="Train LLM agents with Reward Rising Optimization.", no_args_is_help=True)
@@ -287,6 +287,123 @@ def explore_command(
         table.add_row(key, str(value))
     Console().print(table)
     console.print(f"wrote {cfg.output}/pairs.jsonl, walks.jsonl, steps.jsonl, stats.json")
+
+
+# Options of the training commands.
+EpochsOpt = typer.Option(None, help="Passes over the data (may be fractional).")
+LearningRateOpt = typer.Option(None, "--lr", help="Peak learning rate (cosine schedule).")
+BatchSizeOpt = typer.Option(None, help="Records per device and step (gradient accumulation: --grad-accum).")
+GradAccumOpt = typer.Option(None, "--grad-accum", help="Steps accumulated per optimizer update.")
+MaxLengthOpt = typer.Option(None, help="Token limit of one record.")
+LoraOpt = typer.Option(None, "--lora/--full", help="LoRA adapters (merged on save) or full fine-tuning (default).")
+PrecisionOpt = typer.Option(None, help="auto (bf16 autocast where supported), bf16 or fp32.")
+ReportToOpt = typer.Option(None, help="Loss curves to none (default), tensorboard or wandb.")
+
+
+def _print_training(record: dict) -> None:
+    metrics = record.get("metrics", {})
+    console.print(f"[green]trained[/green] {record['kind']} on {record['records']} records "
+                  f"({record.get('left_out_too_long', 0)} left out as too long); "
+                  f"train loss {metrics.get('train_loss', float('nan')):.4f}, {record['train_seconds']:.0f} s "
+                  f"-> {record['config']['output']}")
+
+
+@app.command()
+def sft(
+    model: Optional[str] = ModelOpt,
+    data: Optional[list[Path]] = typer.Option(None, help="Expert trajectories (JSONL with `messages`; repeatable)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="The checkpoint folder to write."),
+    limit: Optional[int] = typer.Option(None, help="Only the first N trajectories."),
+    epochs: Optional[float] = EpochsOpt,
+    lr: Optional[float] = LearningRateOpt,
+    batch_size: Optional[int] = BatchSizeOpt,
+    grad_accum: Optional[int] = GradAccumOpt,
+    max_length: Optional[int] = MaxLengthOpt,
+    lora: Optional[bool] = LoraOpt,
+    precision: Optional[str] = PrecisionOpt,
+    report_to: Optional[str] = ReportToOpt,
+    seed: Optional[int] = SeedOpt,
+    config: Optional[Path] = ConfigOpt,
+) -> None:
+    """Supervised fine-tuning on expert trajectories (loss on assistant turns); resumable."""
+    from rro.train.sft import sft as run_sft
+
+    try:
+        cfg = load_config(SftConfig, config, model=model, data=data or None, output=output, limit=limit,
+                          epochs=epochs, learning_rate=lr, batch_size=batch_size, gradient_accumulation_steps=grad_accum,
+                          max_length=max_length, lora=lora, precision=precision, report_to=report_to, seed=seed)
+        record = run_sft(cfg)
+    except (ConfigError, DataError, FileNotFoundError, ValueError, RuntimeError) as err:
+        _fail(str(err))
+    _print_training(record)
+
+
+@app.command()
+def dpo(
+    model: Optional[str] = typer.Option(None, help="The SFT checkpoint to start from; it is also the reference model."),
+    pairs: Optional[list[Path]] = typer.Option(None, help="Preference pairs (pairs.jsonl from rro explore; repeatable)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="The checkpoint folder to write."),
+    limit: Optional[int] = typer.Option(None, help="Only the first N pairs."),
+    beta: Optional[float] = typer.Option(None, help="DPO's beta (default 0.1)."),
+    sft_weight: Optional[float] = typer.Option(None, help="Weight of an SFT term on the chosen side (IPR's mixture; 0 = plain DPO)."),
+    epochs: Optional[float] = EpochsOpt,
+    lr: Optional[float] = LearningRateOpt,
+    batch_size: Optional[int] = BatchSizeOpt,
+    grad_accum: Optional[int] = GradAccumOpt,
+    max_length: Optional[int] = MaxLengthOpt,
+    lora: Optional[bool] = LoraOpt,
+    precision: Optional[str] = PrecisionOpt,
+    report_to: Optional[str] = ReportToOpt,
+    seed: Optional[int] = SeedOpt,
+    config: Optional[Path] = ConfigOpt,
+) -> None:
+    """DPO on preference pairs, against the starting model as reference; resumable."""
+    from rro.train.dpo import dpo as run_dpo
+
+    try:
+        cfg = load_config(DpoConfig, config, model=model, pairs=pairs or None, output=output, limit=limit, beta=beta,
+                          sft_weight=sft_weight, epochs=epochs, learning_rate=lr, batch_size=batch_size,
+                          gradient_accumulation_steps=grad_accum, max_length=max_length, lora=lora,
+                          precision=precision, report_to=report_to, seed=seed)
+        record = run_dpo(cfg)
+    except (ConfigError, DataError, FileNotFoundError, ValueError, RuntimeError) as err:
+        _fail(str(err))
+    _print_training(record)
+
+
+@app.command("run")
+def run_command(
+    config: Path = typer.Argument(..., help="The pipeline's TOML file (see configs/)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Run directory (overrides the config's)."),
+) -> None:
+    """The whole pipeline: experts -> sft -> eval -> explore -> dpo -> eval; resumable, stage by stage."""
+    from rro.pipeline import run_pipeline
+    from rro.policy import PolicyError
+
+    try:
+        cfg = load_config(PipelineConfig, config, output=output)
+        results = run_pipeline(cfg)
+    except (ConfigError, DataError, PolicyError, FileNotFoundError, ValueError, RuntimeError) as err:
+        _fail(str(err))
+    console.print(f"[green]done[/green]: {', '.join(m['method'] for m in results['methods'])} "
+                  f"-> {cfg.output}/results.json (tables and plots: rro report {cfg.output} -o OUT)")
+
+
+@app.command()
+def report(
+    runs: list[Path] = typer.Argument(..., help="Run directories of `rro run`."),
+    output: Path = typer.Option(..., "--output", "-o", help="Folder for results.md, results.csv and the plots."),
+    resamples: int = typer.Option(2000, help="Bootstrap resamples for the confidence intervals."),
+) -> None:
+    """Results table (markdown, CSV) and plots (PNG) of one or more pipeline runs."""
+    from rro.report import write_report
+
+    try:
+        table = write_report(runs, output, resamples=resamples)
+    except (FileNotFoundError, ValueError) as err:
+        _fail(str(err))
+    print(table)
+    console.print(f"wrote {output}/results.md, results.csv, paired.md and the plots")
 
 
 @model_app.command("fetch")

@@ -144,7 +144,8 @@ class ExploreConfig(TaskSelection, PolicyConfig):
 def guard_output_dir(config: BaseModel, out: Path, keys: tuple[str, ...]) -> None:
     """Refuse to mix runs: `out` may only be reused (resumed) with the same values of `keys`."""
     saved_path = out / "config.json"
-    identity = {key: getattr(config, key) for key in keys}
+    dumped = config.model_dump(mode="json")  # paths as strings, as they are saved
+    identity = {key: dumped[key] for key in keys}
     if saved_path.exists():
         saved = json.loads(saved_path.read_text())
         changed = {k: (saved.get(k), v) for k, v in identity.items() if saved.get(k) != v}
@@ -155,3 +156,67 @@ def guard_output_dir(config: BaseModel, out: Path, keys: tuple[str, ...]) -> Non
     tmp = saved_path.with_suffix(".tmp")
     tmp.write_text(config.model_dump_json(indent=2))
     tmp.replace(saved_path)
+
+
+class TrainConfig(StrictModel):
+    """What `rro sft` and `rro dpo` share. Defaults suit a 135M model on 2 CPU cores."""
+
+    model: str = "smollm2-135m"  # where training starts: a named model, a checkpoint or a model id
+    output: Path  # the trained checkpoint (an ordinary transformers folder)
+    limit: int | None = Field(default=None, ge=1)  # train on the first N records only
+    epochs: float = Field(default=2.0, gt=0)
+    learning_rate: float = Field(default=1e-4, gt=0)
+    batch_size: int = Field(default=2, ge=1)  # per device
+    gradient_accumulation_steps: int = Field(default=4, ge=1)
+    warmup_steps: float = Field(default=0.05, ge=0)  # a fraction of all steps when below 1
+    max_length: int = Field(default=1024, ge=32)  # tokens of one record (prompt + completion)
+    lora: bool = False  # full fine-tuning by default; LoRA adapters are merged into the saved weights
+    lora_r: int = Field(default=16, ge=1)
+    lora_alpha: int = Field(default=32, ge=1)
+    # auto: bf16 autocast (fp32 master weights) on GPUs and CPUs with native bf16, else fp32.
+    precision: Literal["auto", "bf16", "fp32"] = "auto"
+    activation_checkpointing: bool = True  # less memory, and faster on this CPU
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    save_steps: int = Field(default=20, ge=1)  # optimizer steps between resumable checkpoints
+    logging_steps: int = Field(default=5, ge=1)
+    report_to: Literal["none", "tensorboard", "wandb"] = "none"
+    seed: int = 0
+
+
+class SftConfig(TrainConfig):
+    """`rro sft`: supervised fine-tuning on expert trajectories, loss on assistant turns only."""
+
+    data: list[Path] = Field(min_length=1)  # JSONL files with a `messages` list per line (rro data experts)
+
+
+class DpoConfig(TrainConfig):
+    """`rro dpo`: DPO on preference pairs; the reference model is the starting (SFT) model."""
+
+    pairs: list[Path] = Field(min_length=1)  # pairs.jsonl files (rro explore); step and outcome pairs mix
+    epochs: float = Field(default=2.0, gt=0)
+    learning_rate: float = Field(default=1e-5, gt=0)
+    beta: float = Field(default=0.1, gt=0)
+    # Weight of an SFT (NLL) term on the chosen side, as IPR's mixture loss; 0 = plain DPO.
+    sft_weight: float = Field(default=0.0, ge=0)
+
+
+class PipelineConfig(StrictModel):
+    """`rro run`: experts -> sft -> eval -> (explore -> dpo -> eval) per strategy and iteration.
+
+    The top-level fields are shared by every stage; each stage's table (`[sft]`, `[eval]`, ...) takes
+    that command's own fields. Fields that the pipeline wires itself (models, data, outputs) are
+    refused in the tables.
+    """
+
+    output: Path  # the run directory
+    model: str = "smollm2-135m"  # where SFT starts
+    env: str = "intercode-sql"
+    backend: Literal["sqlite", "mariadb"] = "sqlite"
+    scheme: Literal["by-query", "by-db", "records"] = "by-query"
+    strategies: list[Literal["rising", "fixed", "ipr", "outcome"]] = Field(default_factory=lambda: ["rising"], min_length=1)
+    iterations: int = Field(default=1, ge=1)  # explore -> dpo -> eval again from the newest model, as IPR
+    experts: dict[str, Any] = Field(default_factory=dict)
+    sft: dict[str, Any] = Field(default_factory=dict)
+    eval: dict[str, Any] = Field(default_factory=dict)
+    explore: dict[str, Any] = Field(default_factory=dict)
+    dpo: dict[str, Any] = Field(default_factory=dict)
