@@ -1,0 +1,140 @@
+"""`rro run CONFIG.toml`: the whole method, stage by stage, in one run directory.
+
+    experts -> sft -> eval(sft) -> for each strategy, for each iteration:
+                                    explore(newest model) -> dpo -> eval
+
+Every stage is one of the ordinary commands (`rro data experts`, `rro sft`, `rro eval`,
+`rro explore`, `rro dpo`) with its own typed config; the pipeline only wires outputs to inputs.
+All stage configs are built before anything runs, so a bad field fails at once, named by its
+table (`sft.learning_rate`). A finished stage leaves `RUN/stages/<name>.json` holding its config:
+a rerun skips it, and refuses to go on if the config changed (outputs downstream would be stale).
+Interrupted stages resume through their command's own resumption. Strategies share the experts,
+SFT and SFT evaluation, and explore the same tasks with the same seeds, so they compare paired.
+
+    RUN/experts.jsonl   RUN/sft/   RUN/eval-sft/
+    RUN/<strategy>/iter<i>/explore/  .../dpo/  .../eval/
+    RUN/results.json    the methods and where their outputs are (what `rro report` reads)
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from pydantic import BaseModel, ValidationError
+from rich.console import Console
+
+from rro.agent.trajectory import write_json_atomic
+from rro.config import (
+    ConfigError,
+    DpoConfig,
+    EvalConfig,
+    ExpertsConfig,
+    ExploreConfig,
+    PipelineConfig,
+    SftConfig,
+)
+
+console = Console(stderr=True)
+
+
+@dataclass
+class Stage:
+    name: str  # unique in the run: experts, sft, eval-sft, explore-rising-1, ...
+    config: BaseModel
+    run: Callable[[Any], Any]
+
+
+def _stage_config(cls: type[BaseModel], table: str, section: dict[str, Any], wired: dict[str, Any]) -> BaseModel:
+    refused = sorted(set(section) & set(wired))
+    if refused:
+        raise ConfigError(f"[{table}] may not set {', '.join(refused)}: the pipeline sets it (use the top-level fields)")
+    try:
+        return cls.model_validate({**section, **wired})
+    except ValidationError as err:
+        lines = [f"  {table}.{'.'.join(str(p) for p in e['loc'])}: {e['msg']} (got {e.get('input')!r})" for e in err.errors()]
+        raise ConfigError("invalid configuration:\n" + "\n".join(lines)) from None
+
+
+def train_dpo_stage(config: DpoConfig) -> dict:
+    """DPO, or, when exploration found no pair at all, the starting model kept unchanged and marked
+    so (an exploration with 0 pairs is a result, not a crash)."""
+    from rro.agent.trajectory import read_jsonl
+    from rro.train.dpo import dpo, keep_starting_model
+
+    if all(path.exists() for path in config.pairs) and not any(True for path in config.pairs for _ in read_jsonl(path)):
+        console.print("[yellow]exploration found no preference pairs: the starting model is kept unchanged[/yellow]")
+        return keep_starting_model(config, "exploration found no preference pairs")
+    return dpo(config)
+
+
+def plan(config: PipelineConfig) -> tuple[list[Stage], list[dict[str, Any]]]:
+    """The stages in order, and the methods they produce (for the results table)."""
+    from rro.evaluate import evaluate
+    from rro.experts import collect_experts
+    from rro.explore import explore
+    from rro.train.sft import sft
+
+    run = Path(config.output)
+    tasks = {"env": config.env, "backend": config.backend, "scheme": config.scheme}
+    experts_file = run / "experts.jsonl"
+    stages = [
+        Stage("experts", _stage_config(ExpertsConfig, "experts", config.experts, {**tasks, "output": experts_file}),
+              collect_experts),
+        Stage("sft", _stage_config(SftConfig, "sft", config.sft,
+                                   {"model": config.model, "data": [experts_file], "output": run / "sft"}), sft),
+        Stage("eval-sft", _stage_config(EvalConfig, "eval", config.eval,
+                                        {**tasks, "model": str(run / "sft"), "output": run / "eval-sft"}), evaluate),
+    ]
+    methods = [{"method": "sft", "eval": str(run / "eval-sft"), "sft": str(run / "sft")}]
+    for strategy in config.strategies:
+        model = run / "sft"
+        for iteration in range(1, config.iterations + 1):
+            where = run / strategy / f"iter{iteration}"
+            stages += [
+                Stage(f"explore-{strategy}-{iteration}", _stage_config(
+                    ExploreConfig, "explore", config.explore,
+                    {**tasks, "model": str(model), "strategy": strategy, "output": where / "explore"}), explore),
+                Stage(f"dpo-{strategy}-{iteration}", _stage_config(
+                    DpoConfig, "dpo", config.dpo,
+                    {"model": str(model), "pairs": [where / "explore" / "pairs.jsonl"], "output": where / "dpo"}), train_dpo_stage),
+                Stage(f"eval-{strategy}-{iteration}", _stage_config(
+                    EvalConfig, "eval", config.eval, {**tasks, "model": str(where / "dpo"), "output": where / "eval"}),
+                    evaluate),
+            ]
+            model = where / "dpo"
+            methods.append({
+                "method": strategy if config.iterations == 1 else f"{strategy}-{iteration}",
+                "strategy": strategy, "iteration": iteration, "sft": str(run / "sft"),
+                "explore": [str(run / strategy / f"iter{i}" / "explore") for i in range(1, iteration + 1)],
+                "dpo": [str(run / strategy / f"iter{i}" / "dpo") for i in range(1, iteration + 1)],
+                "eval": str(where / "eval"),
+            })
+    return stages, methods
+
+
+def run_pipeline(config: PipelineConfig) -> dict[str, Any]:
+    stages, methods = plan(config)
+    run = Path(config.output)
+    markers = run / "stages"
+    markers.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(run / "pipeline.json", config.model_dump(mode="json"))
+    for number, stage in enumerate(stages, 1):
+        marker = markers / f"{stage.name}.json"
+        wanted = stage.config.model_dump(mode="json")
+        if marker.exists():
+            if json.loads(marker.read_text())["config"] != wanted:
+                raise ConfigError(f"stage {stage.name} in {run} finished with other settings; "
+                                  f"use another run directory (later stages depend on it)")
+            console.print(f"[dim]{number}/{len(stages)} {stage.name}: done[/dim]")
+            continue
+        console.print(f"[bold]{number}/{len(stages)} {stage.name}[/bold]")
+        started = time.time()
+        stage.run(stage.config)
+        write_json_atomic(marker, {"config": wanted, "seconds": round(time.time() - started, 1)})
+    results = {"run": str(run), "env": config.env, "backend": config.backend, "methods": methods}
+    write_json_atomic(run / "results.json", results)
+    return results

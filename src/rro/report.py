@@ -1,0 +1,217 @@
+"""`rro report RUN_DIR [RUN_DIR ...] -o OUT`: the comparison that RRO's claims are about.
+
+Reads each run's `results.json` (written by `rro run`) and the outputs it points to, and writes:
+
+- `results.md` / `results.csv`: per method, average reward ×100 with a 95% bootstrap interval over
+  tasks, success rate, candidates per step (mean, max), rollouts, generated tokens and pairs of its
+  exploration, and exploration and training wall time;
+- `paired.md`: each method minus SFT on the same test tasks (paired bootstrap interval), which is
+  what can be read when single intervals overlap;
+- `candidates_per_step.png` (the paper's sampling-efficiency figure), `cost_vs_reward.png`, and
+  `rising_by_third.png` (share of rising steps in the first, middle and last third of the explored
+  trajectories: the paper's reward-trend analysis).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy.stats import bootstrap
+
+from rro.agent.trajectory import read_jsonl
+
+COLUMNS = ["run", "method", "tasks", "avg_reward", "ci_low", "ci_high", "success_rate", "cand_per_step_mean",
+           "cand_per_step_max", "rollouts", "generated_tokens", "pairs", "explore_s", "train_s"]
+
+
+def interval(values: list[float], resamples: int, seed: int = 0) -> tuple[float, float]:
+    """95% percentile bootstrap interval of the mean (a constant sample is its own interval)."""
+    data = np.asarray(values, dtype=float)
+    if len(data) < 2 or np.all(data == data[0]):
+        mean = float(data.mean()) if len(data) else float("nan")
+        return mean, mean
+    result = bootstrap((data,), np.mean, n_resamples=resamples, confidence_level=0.95, method="percentile",
+                       rng=np.random.default_rng(seed))
+    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+
+
+def _json(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: has this stage of the run finished?")
+    return json.loads(path.read_text())
+
+
+def _rewards(eval_dir: Path) -> dict[int, float]:
+    """Reward per task of an evaluation, ×100."""
+    return {record["task_id"]: 100.0 * record["reward"] for record in read_jsonl(eval_dir / "episodes.jsonl")}
+
+
+def _train_seconds(folders: list[str]) -> float:
+    return sum(_json(Path(folder) / "rro-train.json").get("train_seconds", 0.0) for folder in folders)
+
+
+def method_rows(run: Path, resamples: int) -> tuple[list[dict[str, Any]], dict[str, dict[int, float]], dict[str, Any]]:
+    """One row per method of a run, each method's per-task rewards, and its exploration records."""
+    results = _json(run / "results.json")
+    rows, rewards, explorations = [], {}, {}
+    for method in results["methods"]:
+        per_task = _rewards(Path(method["eval"]))
+        summary = _json(Path(method["eval"]) / "summary.json")
+        low, high = interval(list(per_task.values()), resamples)
+        row = {"run": run.name, "method": method["method"], "tasks": len(per_task),
+               "avg_reward": summary["avg_reward"], "ci_low": low, "ci_high": high,
+               "success_rate": summary["success_rate"], "cand_per_step_mean": None, "cand_per_step_max": None,
+               "rollouts": 0, "generated_tokens": 0, "pairs": 0, "explore_s": 0.0,
+               "train_s": _train_seconds([method["sft"], *method.get("dpo", [])])}
+        stats = [_json(Path(folder) / "stats.json") for folder in method.get("explore", [])]
+        if stats:
+            histogram: Counter = Counter()
+            for block in stats:
+                histogram.update({int(k): v for k, v in block["candidates_per_step"]["histogram"].items()})
+            steps = sum(histogram.values())
+            row.update(
+                cand_per_step_mean=sum(k * v for k, v in histogram.items()) / steps if steps else 0.0,
+                cand_per_step_max=max(histogram, default=0),
+                rollouts=sum(b["rollouts"] for b in stats),
+                generated_tokens=sum(b["generated_tokens"] for b in stats),
+                pairs=sum(b["pairs"] for b in stats),
+                explore_s=sum(b["wall_seconds"] for b in stats),
+            )
+            explorations[method["method"]] = {
+                "histogram": histogram,
+                "walks": [w for folder in method["explore"] for w in read_jsonl(Path(folder) / "walks.jsonl")],
+            }
+        rows.append(row)
+        rewards[method["method"]] = per_task
+    return rows, rewards, explorations
+
+
+def rising_by_third(walks: list[dict[str, Any]]) -> list[float | None]:
+    """Share of rising steps among the steps in the first, middle and last third of each walk."""
+    counts = [[0, 0], [0, 0], [0, 0]]
+    for walk in walks:
+        steps = [step for step in walk["steps"] if step.get("rose") is not None]
+        for index, step in enumerate(steps):
+            third = min(2, 3 * index // len(steps))
+            counts[third][0] += bool(step["rose"])
+            counts[third][1] += 1
+    return [rose / total if total else None for rose, total in counts]
+
+
+def _fmt(value: Any, digits: int = 2) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def markdown_table(rows: list[dict[str, Any]]) -> str:
+    lines = ["| run | method | tasks | avg reward ×100 (95% CI) | success % | cand/step mean | max | rollouts "
+             "| gen. tokens | pairs | explore s | train s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(
+            f"| {r['run']} | {r['method']} | {r['tasks']} | {r['avg_reward']:.1f} ({r['ci_low']:.1f}–{r['ci_high']:.1f}) "
+            f"| {r['success_rate']:.1f} | {_fmt(r['cand_per_step_mean'])} | {_fmt(r['cand_per_step_max'])} "
+            f"| {r['rollouts']} | {r['generated_tokens']} | {r['pairs']} | {r['explore_s']:.0f} | {r['train_s']:.0f} |")
+    return "\n".join(lines)
+
+
+def paired_table(run: str, rewards: dict[str, dict[int, float]], resamples: int) -> list[str]:
+    lines = []
+    baseline = rewards.get("sft")
+    if baseline is None:
+        return lines
+    for method, per_task in rewards.items():
+        if method == "sft":
+            continue
+        common = sorted(set(per_task) & set(baseline))
+        differences = [per_task[t] - baseline[t] for t in common]
+        if not differences:
+            continue
+        low, high = interval(differences, resamples)
+        better = sum(d > 0 for d in differences)
+        worse = sum(d < 0 for d in differences)
+        lines.append(f"| {run} | {method} − sft | {len(common)} | {np.mean(differences):+.1f} ({low:+.1f} to {high:+.1f}) "
+                     f"| {better} | {worse} |")
+    return lines
+
+
+def _plots(out: Path, rows: list[dict[str, Any]], explorations: dict[str, dict[str, Any]]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only; no display needed
+    import matplotlib.pyplot as plt
+
+    if explorations:
+        figure, axis = plt.subplots(figsize=(6, 4))
+        width = 0.8 / len(explorations)
+        for offset, (label, block) in enumerate(explorations.items()):
+            total = sum(block["histogram"].values())
+            sizes = sorted(block["histogram"])
+            axis.bar([k + offset * width - 0.4 + width / 2 for k in sizes],
+                     [block["histogram"][k] / total for k in sizes], width, label=label)
+        axis.set_xlabel("candidates sampled at a step")
+        axis.set_ylabel("share of steps")
+        axis.set_title("Sampling efficiency")
+        axis.legend()
+        figure.tight_layout()
+        figure.savefig(out / "candidates_per_step.png", dpi=120)
+        plt.close(figure)
+
+        figure, axis = plt.subplots(figsize=(6, 4))
+        thirds = ["initial", "middle", "final"]
+        for offset, (label, block) in enumerate(explorations.items()):
+            shares = rising_by_third(block["walks"])
+            axis.bar([i + offset * width - 0.4 + width / 2 for i in range(3)],
+                     [s if s is not None else 0.0 for s in shares], width, label=label)
+        axis.set_xticks(range(3), thirds)
+        axis.set_ylabel("share of rising steps")
+        axis.set_title("Reward trend along explored trajectories")
+        axis.legend()
+        figure.tight_layout()
+        figure.savefig(out / "rising_by_third.png", dpi=120)
+        plt.close(figure)
+
+    figure, axis = plt.subplots(figsize=(6, 4))
+    for r in rows:
+        axis.errorbar(r["generated_tokens"], r["avg_reward"], yerr=[[r["avg_reward"] - r["ci_low"]],
+                      [r["ci_high"] - r["avg_reward"]]], fmt="o", capsize=3)
+        axis.annotate(f"{r['run']}/{r['method']}" if len({x['run'] for x in rows}) > 1 else r["method"],
+                      (r["generated_tokens"], r["avg_reward"]), textcoords="offset points", xytext=(5, 5))
+    axis.set_xlabel("exploration cost (generated tokens)")
+    axis.set_ylabel("test average reward ×100")
+    axis.set_title("Cost vs reward")
+    figure.tight_layout()
+    figure.savefig(out / "cost_vs_reward.png", dpi=120)
+    plt.close(figure)
+
+
+def write_report(runs: list[Path], out: Path, resamples: int = 2000) -> str:
+    out.mkdir(parents=True, exist_ok=True)
+    rows, paired, explorations = [], [], {}
+    for run in runs:
+        run_rows, rewards, run_explorations = method_rows(Path(run), resamples)
+        rows += run_rows
+        paired += paired_table(Path(run).name, rewards, resamples)
+        prefix = f"{Path(run).name}/" if len(runs) > 1 else ""
+        explorations.update({prefix + name: block for name, block in run_explorations.items()})
+    table = markdown_table(rows)
+    (out / "results.md").write_text(table + "\n")
+    with open(out / "results.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    paired_lines = ["| run | difference | tasks | mean ×100 (95% CI) | tasks better | tasks worse |",
+                    "|---|---|---|---|---|---|", *paired]
+    (out / "paired.md").write_text("\n".join(paired_lines) + "\n")
+    thirds = {name: rising_by_third(block["walks"]) for name, block in explorations.items()}
+    (out / "rising_by_third.json").write_text(json.dumps(thirds, indent=2))
+    _plots(out, rows, explorations)
+    return table + "\n\n" + "\n".join(paired_lines)

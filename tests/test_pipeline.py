@@ -1,0 +1,131 @@
+"""`rro run` wires the commands into one resumable pipeline; `rro report` reads its runs."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+
+import pytest
+
+from rro.config import ConfigError, PipelineConfig, load_config
+from rro.pipeline import plan, run_pipeline
+from rro.report import interval, rising_by_third, write_report
+
+TINY_RUN = """
+output = "{output}"
+model = "tiny-random"
+strategies = ["fixed", "rising"]
+
+[experts]
+limit = 4
+
+[sft]
+limit = 4
+epochs = 1
+batch_size = 2
+gradient_accumulation_steps = 1
+precision = "fp32"
+activation_checkpointing = false
+
+[eval]
+limit = 3
+max_steps = 2
+max_new_tokens = 12
+dtype = "float32"
+
+[explore]
+limit = 2
+rollouts = 1
+max_candidates = 2
+max_steps = 2
+max_new_tokens = 12
+dtype = "float32"
+
+[dpo]
+epochs = 1
+precision = "fp32"
+activation_checkpointing = false
+"""
+
+
+def test_pipeline_runs_every_stage_once_and_the_report_reads_it(tmp_path, rro_home):
+    config_file = tmp_path / "run.toml"
+    config_file.write_text(TINY_RUN.format(output=tmp_path / "run"))
+    config = load_config(PipelineConfig, config_file)
+    results = run_pipeline(config)
+    run = tmp_path / "run"
+    assert [m["method"] for m in results["methods"]] == ["sft", "fixed", "rising"]
+    stages = [stage.name for stage in plan(config)[0]]
+    assert sorted(p.stem for p in (run / "stages").glob("*.json")) == sorted(stages)
+    # Both strategies start from the one SFT model and are evaluated on the same tasks.
+    for strategy in ("fixed", "rising"):
+        explored = json.loads((run / strategy / "iter1" / "explore" / "config.json").read_text())
+        assert explored["model"] == str(run / "sft") and explored["strategy"] == strategy
+        trained = json.loads((run / strategy / "iter1" / "dpo" / "rro-train.json").read_text())
+        assert trained["config"]["model"] == str(run / "sft")
+        pairs = (run / strategy / "iter1" / "explore" / "pairs.jsonl").read_text().splitlines()
+        assert (trained["records"] == 0) == (not pairs)  # no pairs: the SFT model is kept, and says so
+        if not pairs:
+            assert trained["unchanged"] == "exploration found no preference pairs"
+    evaluated = [{json.loads(line)["task_id"] for line in (run / path / "episodes.jsonl").read_text().splitlines()}
+                 for path in ("eval-sft", "fixed/iter1/eval", "rising/iter1/eval")]
+    assert evaluated[0] == evaluated[1] == evaluated[2] and len(evaluated[0]) == 3
+
+    # A finished run is a no-op: no stage runs again.
+    stamps = {path: path.stat().st_mtime_ns for path in run.rglob("*") if path.is_file()}
+    run_pipeline(config)
+    assert all(path.stat().st_mtime_ns == stamp for path, stamp in stamps.items() if path.name not in ("pipeline.json", "results.json"))
+
+    # A changed stage refuses to mix with the finished one.
+    changed = config.model_copy(update={"eval": {**config.eval, "limit": 2}})
+    with pytest.raises(ConfigError, match="eval-sft"):
+        run_pipeline(changed)
+
+    out = tmp_path / "report"
+    table = write_report([run], out, resamples=200)
+    rows = list(csv.DictReader(open(out / "results.csv")))
+    assert [row["method"] for row in rows] == ["sft", "fixed", "rising"]
+    assert rows[0]["cand_per_step_mean"] == "" and float(rows[1]["cand_per_step_mean"]) == 2.0  # fixed draws K
+    for name in ("results.md", "paired.md", "candidates_per_step.png", "cost_vs_reward.png", "rising_by_third.png"):
+        assert (out / name).stat().st_size > 0
+    assert "fixed − sft" in table
+
+
+def test_pipeline_config_errors_name_the_table_and_field(tmp_path):
+    with pytest.raises(ConfigError, match=r"sft\.learning_rate"):
+        plan(PipelineConfig(output=tmp_path, sft={"learning_rate": -1}))
+    with pytest.raises(ConfigError, match=r"\[dpo\] may not set model"):
+        plan(PipelineConfig(output=tmp_path, dpo={"model": "x"}))
+    with pytest.raises(ConfigError, match=r"explore\.rolouts"):
+        plan(PipelineConfig(output=tmp_path, explore={"rolouts": 3}))
+    with pytest.raises(ConfigError, match="strategies"):
+        load_config(PipelineConfig, None, output=tmp_path, strategies=["best"])
+
+
+@pytest.mark.parametrize("name", ["quickstart", "compare-cpu", "paper-intercode-sql"])
+def test_shipped_configs_are_valid(name):
+    from pathlib import Path
+
+    config = load_config(PipelineConfig, Path(__file__).parents[1] / "configs" / f"{name}.toml")
+    stages, methods = plan(config)
+    assert stages[0].name == "experts" and methods[0]["method"] == "sft"
+
+
+def test_bootstrap_interval_brackets_the_mean():
+    values = [0.0] * 60 + [100.0] * 40
+    low, high = interval(values, resamples=2000)
+    assert low < 40.0 < high
+    assert 15 < high - low < 25  # about ±1.96 * sqrt(.24/100) * 100
+    assert interval([50.0] * 5, resamples=100) == (50.0, 50.0)
+    assert all(math.isnan(x) for x in interval([], resamples=100))
+
+
+def test_rising_share_per_third_of_the_walk():
+    walks = [
+        {"steps": [{"rose": True}, {"rose": True}, {"rose": False}]},
+        {"steps": [{"rose": True}, {"rose": False}, {"rose": False}, {"rose": None}]},
+        {"steps": [{"rose": False}]},
+    ]
+    # Thirds by position among the decided steps: (T, T), (T, F), (F, F) and a one-step walk's first third.
+    assert rising_by_third(walks) == [2 / 3, 0.5, 0.0]
