@@ -129,3 +129,13 @@ def test_rising_share_per_third_of_the_walk():
     ]
     # Thirds by position among the decided steps: (T, T), (T, F), (F, F) and a one-step walk's first third.
     assert rising_by_third(walks) == [2 / 3, 0.5, 0.0]
+
+
+def test_iterations_explore_again_from_the_newest_model(tmp_path):
+    stages, methods = plan(PipelineConfig(output=tmp_path, strategies=["rising"], iterations=2))
+    by_name = {stage.name: stage.config for stage in stages}
+    assert by_name["explore-rising-1"].model == str(tmp_path / "sft")
+    assert by_name["dpo-rising-2"].model == str(tmp_path / "rising" / "iter1" / "dpo")
+    assert by_name["explore-rising-2"].model == str(tmp_path / "rising" / "iter1" / "dpo")
+    assert by_name["eval-rising-2"].model == str(tmp_path / "rising" / "iter2" / "dpo")
+    assert [m["method"] for m in methods] == ["sft", "rising-1", "rising-2"]

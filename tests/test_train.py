@@ -194,3 +194,16 @@ def test_bad_pairs_and_configs_are_named(tmp_path):
         load_config(DpoConfig, None, pairs=[bad], output=tmp_path / "o", beta=-1)
     with pytest.raises(ConfigError, match="learning_rte"):
         load_config(SftConfig, None, data=[bad], output=tmp_path / "o", learning_rte=1e-4)
+
+
+def test_lora_adapters_are_merged_into_an_ordinary_checkpoint(tmp_path, experts_file):
+    from transformers import AutoModelForCausalLM
+
+    from rro.train.sft import sft
+
+    record = sft(small(SftConfig, data=[experts_file], output=tmp_path / "lora", limit=2, lora=True, lora_r=4,
+                       learning_rate=1e-2))
+    assert record["config"]["lora"] is True
+    assert not (tmp_path / "lora" / "adapter_config.json").exists()
+    trained = AutoModelForCausalLM.from_pretrained(tmp_path / "lora")
+    assert not any("lora" in name for name, _ in trained.named_parameters())
