@@ -96,10 +96,11 @@ class ExpertsConfig(TaskSelection):
 Config = TypeVar("Config", bound=BaseModel)
 
 
-def _describe(error: ValidationError) -> str:
+def describe_error(error: ValidationError, table: str | None = None) -> str:
+    """One line per problem, naming the field (inside `table` when given: `sft.learning_rate`)."""
     lines = []
     for problem in error.errors():
-        field = ".".join(str(part) for part in problem["loc"]) or "(config)"
+        field = ".".join(str(part) for part in ([table] if table else []) + list(problem["loc"])) or "(config)"
         lines.append(f"  {field}: {problem['msg']} (got {problem.get('input')!r})")
     return "invalid configuration:\n" + "\n".join(lines)
 
@@ -118,7 +119,7 @@ def load_config(cls: type[Config], path: Path | None = None, **overrides: Any) -
     try:
         return cls.model_validate(data)
     except ValidationError as err:
-        raise ConfigError(_describe(err)) from None
+        raise ConfigError(describe_error(err)) from None
 
 
 class ExploreConfig(TaskSelection, PolicyConfig):

@@ -36,6 +36,7 @@ from rro.config import (
     ExploreConfig,
     PipelineConfig,
     SftConfig,
+    describe_error,
 )
 
 console = Console(stderr=True)
@@ -55,8 +56,7 @@ def _stage_config(cls: type[BaseModel], table: str, section: dict[str, Any], wir
     try:
         return cls.model_validate({**section, **wired})
     except ValidationError as err:
-        lines = [f"  {table}.{'.'.join(str(p) for p in e['loc'])}: {e['msg']} (got {e.get('input')!r})" for e in err.errors()]
-        raise ConfigError("invalid configuration:\n" + "\n".join(lines)) from None
+        raise ConfigError(describe_error(err, table)) from None
 
 
 def train_dpo_stage(config: DpoConfig) -> dict:
