@@ -149,35 +149,33 @@ def _plots(out: Path, rows: list[dict[str, Any]], explorations: dict[str, dict[s
     matplotlib.use("Agg")  # files only; no display needed
     import matplotlib.pyplot as plt
 
-    if explorations:
+    def grouped_bars(series: dict[str, dict[float, float]], xlabel: str, ylabel: str, title: str, name: str,
+                     ticks: list[str] | None = None) -> None:
+        """One bar per strategy at each x, side by side."""
         figure, axis = plt.subplots(figsize=(6, 4))
-        width = 0.8 / len(explorations)
-        for offset, (label, block) in enumerate(explorations.items()):
-            total = sum(block["histogram"].values())
-            sizes = sorted(block["histogram"])
-            axis.bar([k + offset * width - 0.4 + width / 2 for k in sizes],
-                     [block["histogram"][k] / total for k in sizes], width, label=label)
-        axis.set_xlabel("candidates sampled at a step")
-        axis.set_ylabel("share of steps")
-        axis.set_title("Sampling efficiency")
+        width = 0.8 / len(series)
+        for offset, (label, heights) in enumerate(series.items()):
+            xs = sorted(heights)
+            axis.bar([x + offset * width - 0.4 + width / 2 for x in xs], [heights[x] for x in xs], width, label=label)
+        if ticks:
+            axis.set_xticks(range(len(ticks)), ticks)
+        axis.set_xlabel(xlabel)
+        axis.set_ylabel(ylabel)
+        axis.set_title(title)
         axis.legend()
         figure.tight_layout()
-        figure.savefig(out / "candidates_per_step.png", dpi=120)
+        figure.savefig(out / name, dpi=120)
         plt.close(figure)
 
-        figure, axis = plt.subplots(figsize=(6, 4))
-        thirds = ["initial", "middle", "final"]
-        for offset, (label, block) in enumerate(explorations.items()):
-            shares = rising_by_third(block["walks"])
-            axis.bar([i + offset * width - 0.4 + width / 2 for i in range(3)],
-                     [s if s is not None else 0.0 for s in shares], width, label=label)
-        axis.set_xticks(range(3), thirds)
-        axis.set_ylabel("share of rising steps")
-        axis.set_title("Reward trend along explored trajectories")
-        axis.legend()
-        figure.tight_layout()
-        figure.savefig(out / "rising_by_third.png", dpi=120)
-        plt.close(figure)
+    if explorations:
+        shares = {label: {k: v / sum(block["histogram"].values()) for k, v in block["histogram"].items()}
+                  for label, block in explorations.items()}
+        grouped_bars(shares, "candidates sampled at a step", "share of steps", "Sampling efficiency",
+                     "candidates_per_step.png")
+        thirds = {label: {i: share or 0.0 for i, share in enumerate(rising_by_third(block["walks"]))}
+                  for label, block in explorations.items()}
+        grouped_bars(thirds, "third of the explored trajectory", "share of rising steps",
+                     "Reward trend along explored trajectories", "rising_by_third.png", ["initial", "middle", "final"])
 
     figure, axis = plt.subplots(figsize=(6, 4))
     for r in rows:
