@@ -146,6 +146,23 @@ def last_checkpoint(work: Path) -> str | None:
     return get_last_checkpoint(str(work)) if work.exists() else None
 
 
+def token_count(tokenizer, messages: list[dict]) -> int:
+    return len(tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True)["input_ids"])
+
+
+def write_train_record(config: TrainConfig, kind: str, details: dict[str, Any], started: float) -> dict:
+    """Write `rro-train.json` into the finished checkpoint: what it is, how it was made, how long it took."""
+    record = {
+        "kind": kind,
+        "config": config.model_dump(mode="json"),
+        "base_model": resolve_model(config.model),
+        **details,
+        "train_seconds": round(time.time() - started, 1),
+    }
+    write_json_atomic(Path(config.output) / TRAIN_RECORD, record)
+    return record
+
+
 def save_trained(trainer, tokenizer, config: TrainConfig, kind: str, chat_template: str | None,
                  details: dict[str, Any], started: float) -> dict:
     """Save weights, tokenizer (with its original chat template) and the training record to
@@ -157,14 +174,6 @@ def save_trained(trainer, tokenizer, config: TrainConfig, kind: str, chat_templa
     model.save_pretrained(out)
     tokenizer.chat_template = chat_template  # the marked training template stays out of inference
     tokenizer.save_pretrained(out)
-    record = {
-        "kind": kind,
-        "config": config.model_dump(mode="json"),
-        "base_model": resolve_model(config.model),
-        **details,
-        "train_seconds": round(time.time() - started, 1),
-        "log_history": trainer.state.log_history,
-    }
-    write_json_atomic(out / TRAIN_RECORD, record)
+    record = write_train_record(config, kind, {**details, "log_history": trainer.state.log_history}, started)
     shutil.rmtree(out / "trainer", ignore_errors=True)  # optimizer states: large, and no longer needed
     return record

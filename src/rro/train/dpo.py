@@ -18,11 +18,9 @@ from pathlib import Path
 
 from rich.console import Console
 
-from rro.agent.trajectory import read_jsonl, write_json_atomic
+from rro.agent.trajectory import read_jsonl
 from rro.config import DpoConfig
-from rro.policy.models import resolve_model
 from rro.train.common import (
-    TRAIN_RECORD,
     finished_training,
     last_checkpoint,
     load_model_and_tokenizer,
@@ -30,9 +28,10 @@ from rro.train.common import (
     prepare_output,
     save_trained,
     score_loss_positions_only,
+    token_count,
     trainer_arguments,
+    write_train_record,
 )
-from rro.train.sft import token_count
 
 console = Console(stderr=True)
 
@@ -120,7 +119,4 @@ def keep_starting_model(config: DpoConfig, reason: str) -> dict:
     out = Path(config.output)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
-    record = {"kind": "dpo", "config": config.model_dump(mode="json"), "base_model": resolve_model(config.model),
-              "records": 0, "unchanged": reason, "train_seconds": round(time.time() - started, 1), "log_history": []}
-    write_json_atomic(out / TRAIN_RECORD, record)
-    return record
+    return write_train_record(config, "dpo", {"records": 0, "unchanged": reason, "log_history": []}, started)

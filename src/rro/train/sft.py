@@ -24,6 +24,7 @@ from rro.train.common import (
     prepare_output,
     save_trained,
     score_loss_positions_only,
+    token_count,
     trainer_arguments,
 )
 
@@ -49,10 +50,6 @@ def training_template(tokenizer) -> str | None:
     if tokenizer.chat_template == SMOLLM2_TEMPLATE:
         return SMOLLM2_TRAINING_TEMPLATE
     return None
-
-
-def token_count(tokenizer, messages: list[dict]) -> int:
-    return len(tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True)["input_ids"])
 
 
 def build_trainer(config: SftConfig):
