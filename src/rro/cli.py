@@ -57,18 +57,24 @@ def _intercode_dump():
 
 @data_app.command("fetch")
 def data_fetch(
-    env: str = typer.Argument(..., help="Which dataset: intercode-sql."),
+    env: str = typer.Argument(..., help="Which dataset: intercode-sql, webshop (1000 products) or webshop-full."),
     source: Optional[Path] = typer.Option(None, "--from", help="A local mirror folder to copy from instead of downloading."),
 ) -> None:
     """Download (or copy from a mirror) and verify an environment's data files."""
     from rro.fetch import ensure_file
 
-    if env != "intercode-sql":
-        _fail(f"unknown dataset {env!r}; available: intercode-sql")
-    from rro.envs.intercode_sql.dataset import DUMP_FILE, TASKS_FILE
+    if env == "intercode-sql":
+        from rro.envs.intercode_sql.dataset import DUMP_FILE, TASKS_FILE
 
+        remotes = (TASKS_FILE, DUMP_FILE)
+    elif env in ("webshop", "webshop-full"):
+        from rro.envs.webshop.catalog import ENV_NAMES, data_files
+
+        remotes = data_files(ENV_NAMES[env])
+    else:
+        _fail(f"unknown dataset {env!r}; available: intercode-sql, webshop, webshop-full")
     try:
-        for remote in (TASKS_FILE, DUMP_FILE):
+        for remote in remotes:
             path = ensure_file(remote, source)
             console.print(f"[green]ok[/green] {remote.name} -> {path}")
     except DataError as err:
@@ -105,19 +111,21 @@ def data_experts(
     db: Optional[list[str]] = DbOpt,
     hardness: Optional[list[str]] = HardnessOpt,
     include_empty_dbs: Optional[bool] = EmptyDbOpt,
+    min_reward: Optional[float] = typer.Option(None, help="Keep trajectories scoring at least this (default 1.0)."),
     config: Optional[Path] = ConfigOpt,
 ) -> None:
-    """Write the oracle's trajectories that score 1.0, in chat format for SFT."""
+    """Write the oracle's trajectories that score at least --min-reward (1.0), in chat format for SFT."""
     from rro.experts import collect_experts
 
     try:
         cfg = load_config(ExpertsConfig, config, env=env, output=output, split=split, scheme=scheme, backend=backend,
-                          limit=limit, dbs=db, hardness=hardness, include_empty_dbs=include_empty_dbs)
+                          limit=limit, dbs=db, hardness=hardness, include_empty_dbs=include_empty_dbs,
+                          min_reward=min_reward)
         report = collect_experts(cfg)
     except (ConfigError, DataError, ValueError, RuntimeError) as err:
         _fail(str(err))
-    console.print(f"kept {report['kept']} of {report['tasks']} trajectories ({cfg.backend}) -> {cfg.output}")
-    console.print(f"rewards: {report['reward_counts']}")
+    console.print(f"kept {report['kept']} of {report['tasks']} trajectories (reward >= {cfg.min_reward}) -> {cfg.output}")
+    console.print(f"rewards: {report['reward_counts']} (mean {report['mean_reward']:.3f})")
 
 
 @db_app.command("up")
@@ -154,27 +162,39 @@ def db_status() -> None:
 @app.command()
 def play(
     env: str = typer.Argument("intercode-sql"),
-    task: int = typer.Option(..., "--task", help="Task number (InterCode record index)."),
-    backend: str = typer.Option("sqlite", help="sqlite or mariadb."),
+    task: int = typer.Option(..., "--task", help="Task number (InterCode record index, WebShop goal index)."),
+    backend: str = typer.Option("sqlite", help="sqlite or mariadb (InterCode-SQL)."),
 ) -> None:
-    """Play a task by hand: type one action per line (a MySQL statement, or submit).
+    """Play a task by hand: type one action per line (InterCode-SQL: a MySQL statement or submit;
+    WebShop: search[keywords] or click[value]).
 
     Reads standard input, so it can be scripted: `printf 'SHOW TABLES\\nsubmit\\n' | rro play ...`.
     """
     from rro.envs import make
-    from rro.envs.intercode_sql.dataset import task_by_id
 
-    if env != "intercode-sql":
-        _fail(f"unknown environment {env!r}")
+    webshop = env in ("webshop", "webshop-full")
     try:
-        the_task = task_by_id(task)
-        environment = make(env, backend=backend)
+        if env == "intercode-sql":
+            from rro.envs.intercode_sql.dataset import task_by_id
+
+            the_task, environment = task_by_id(task), make(env, backend=backend)
+            how = "Type a MySQL statement or `submit` (one per line)."
+        elif webshop:
+            from rro.envs.webshop.catalog import ENV_NAMES, goal_task, load_catalog
+
+            goals = load_catalog(ENV_NAMES[env]).goals
+            if not 0 <= task < len(goals):
+                raise ValueError(f"--task must be a goal index from 0 to {len(goals) - 1}")
+            the_task, environment = goal_task(env, task, goals[task]), make(env)
+            how = "Type search[keywords] or click[value] (one per line)."
+        else:
+            raise ValueError(f"unknown environment {env!r}")
     except (DataError, ValueError, RuntimeError) as err:
         _fail(str(err))
     out = Console()
     interactive = sys.stdin.isatty()
     out.print(environment.reset(the_task), markup=False)
-    out.print("Type a MySQL statement or `submit` (one per line).", style="dim")
+    out.print(how, style="dim")
     done, reward = False, 0.0
     try:
         while not done:
@@ -185,8 +205,10 @@ def play(
                 break
             if not line.strip():
                 continue
-            observation, reward, done, _ = environment.step(line.strip())
+            observation, reward, done, info = environment.step(line.strip())
             out.print(observation, markup=False, highlight=False)
+            if webshop and not done:
+                out.print("clickable: " + ", ".join(info["available_actions"]["clickables"]), style="dim", markup=False)
     finally:
         environment.close()
     out.print(f"reward: {reward}" if done else "ended without submitting: reward 0")

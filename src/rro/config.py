@@ -8,7 +8,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from rro.envs.base import Env, Task, make, spec
 
@@ -22,10 +22,11 @@ class StrictModel(BaseModel):
 
 
 class TaskSelection(StrictModel):
-    """Which tasks of which environment, and how the environment runs them."""
+    """Which tasks of which environment, and how the environment runs them. Some settings belong
+    to one environment (scheme, dbs, hardness, include_empty_dbs and backend: InterCode-SQL's)."""
 
     env: str = "intercode-sql"
-    split: Literal["train", "test", "all"] = "test"
+    split: Literal["train", "dev", "test", "all"] = "test"  # dev: WebShop's goals 500-1499
     scheme: Literal["by-query", "by-db", "records"] = "by-query"
     dbs: list[str] = Field(default_factory=list)
     hardness: list[Literal["easy", "medium", "hard", "extra"]] = Field(default_factory=list)
@@ -36,18 +37,30 @@ class TaskSelection(StrictModel):
     # End an episode after this many consecutive turns without a valid action (0 = never).
     max_invalid_turns: int = Field(default=3, ge=0)
 
+    @model_validator(mode="after")
+    def _options_of_the_env(self):
+        try:
+            env_spec = spec(self.env)
+        except KeyError as err:
+            raise ValueError(err.args[0]) from None
+        taken = set(env_spec.task_options) | set(env_spec.env_options)
+        for name in _ENV_SPECIFIC:
+            if name not in taken and getattr(self, name) != type(self).model_fields[name].get_default(call_default_factory=True):
+                raise ValueError(f"{name} is not a setting of {self.env}")
+        return self
+
     def tasks(self) -> list[Task]:
-        tasks = spec(self.env).load_tasks(
-            split=self.split,
-            scheme=self.scheme,
-            dbs=self.dbs or None,
-            hardness=self.hardness or None,
-            include_empty_dbs=self.include_empty_dbs,
-        )
+        env_spec = spec(self.env)
+        options = {name: getattr(self, name) for name in env_spec.task_options}
+        tasks = env_spec.load_tasks(split=self.split, **options)
         return tasks[: self.limit] if self.limit else tasks
 
     def make_env(self) -> Env:
-        return make(self.env, backend=self.backend)
+        env_spec = spec(self.env)
+        return make(self.env, **{name: getattr(self, name) for name in env_spec.env_options})
+
+
+_ENV_SPECIFIC = ("scheme", "dbs", "hardness", "include_empty_dbs", "backend")
 
 
 class PolicyConfig(StrictModel):
@@ -89,7 +102,10 @@ class EvalConfig(TaskSelection, PolicyConfig):
 
 
 class ExpertsConfig(TaskSelection):
-    split: Literal["train", "test", "all"] = "train"
+    split: Literal["train", "dev", "test", "all"] = "train"
+    # Keep trajectories scoring at least this. WebShop's oracle scores below 1.0 when search misses
+    # the goal product; lower it there to train on near misses as well.
+    min_reward: float = 1.0
     output: Path
 
 
@@ -125,7 +141,7 @@ def load_config(cls: type[Config], path: Path | None = None, **overrides: Any) -
 class ExploreConfig(TaskSelection, PolicyConfig):
     """`rro explore`: collect preference pairs with one strategy. Defaults follow DESIGN §2."""
 
-    split: Literal["train", "test", "all"] = "train"
+    split: Literal["train", "dev", "test", "all"] = "train"
     strategy: Literal["rising", "fixed", "ipr", "outcome"] = "rising"
     rollouts: int = Field(default=5, ge=1)  # N: rollouts per Q (or V) estimate
     max_candidates: int = Field(default=5, ge=1)  # K_max for rising, K for fixed

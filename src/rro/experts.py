@@ -1,4 +1,5 @@
-"""Expert trajectories for SFT: the environment's oracle, replayed and kept only when it succeeds.
+"""Expert trajectories for SFT: the environment's oracle, replayed and kept when it scores at least
+`min_reward` (1.0 by default: only successes).
 
 Each kept episode becomes one JSONL record with a `messages` list in the shared conversation
 format, which `datasets` and TRL's SFT trainer read as-is.
@@ -28,7 +29,7 @@ def collect_experts(config: ExpertsConfig) -> dict:
             for task in tasks:
                 episode = run_expert_episode(env_spec, env, task, config.max_steps)
                 rewards[episode.reward] += 1
-                if episode.reward == 1.0:
+                if episode.reward >= config.min_reward:
                     kept.append({
                         "env": episode.env,
                         "task_id": episode.task_id,
@@ -49,9 +50,11 @@ def collect_experts(config: ExpertsConfig) -> dict:
         "split": config.split,
         "scheme": config.scheme,
         "tasks": len(tasks),
+        "min_reward": config.min_reward,
         "kept": len(kept),
         "dropped_task_ids": dropped,
-        "reward_counts": {str(k): v for k, v in sorted(rewards.items())},
+        "reward_counts": {str(round(k, 4)): v for k, v in sorted(rewards.items())},
+        "mean_reward": sum(k * v for k, v in rewards.items()) / max(1, len(tasks)),
     }
     write_json_atomic(output.with_suffix(".report.json"), report)
     return report

@@ -40,7 +40,9 @@ class PypiMember:
 @dataclass(frozen=True)
 class RemoteFile:
     name: str
-    sha256: str
+    # None where the upstream file could not be obtained to pin it (WebShop's files live on Google
+    # Drive): such files are only checked to be JSON, not an HTML error page.
+    sha256: str | None
     mirror_subdir: str  # where the file lies inside a mirror folder, e.g. "intercode-sql"
     urls: tuple[str, ...] = ()
     pypi: tuple[PypiMember, ...] = field(default_factory=tuple)
@@ -65,10 +67,21 @@ def _install_verified(spec: RemoteFile, produce, target: Path) -> None:
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
         tmp_path = Path(tmp) / spec.name
         produce(tmp_path)
-        actual = sha256_of(tmp_path)
-        if actual != spec.sha256:
+        if spec.sha256 is None:
+            if not _looks_like_json(tmp_path):
+                raise DataError(f"{spec.name}: not a JSON file (a download page or an error instead?)")
+        elif (actual := sha256_of(tmp_path)) != spec.sha256:
             raise DataError(f"{spec.name}: checksum mismatch (expected {spec.sha256}, got {actual})")
         os.replace(tmp_path, target)
+
+
+def _looks_like_json(path: Path) -> bool:
+    with open(path, "rb") as f:
+        return f.read(4096).lstrip()[:1] in (b"[", b"{")
+
+
+def _verified(spec: RemoteFile, path: Path) -> bool:
+    return path.exists() and (spec.sha256 is None or sha256_of(path) == spec.sha256)
 
 
 def _download_url(url: str, out: Path) -> None:
@@ -96,7 +109,7 @@ def ensure_file(spec: RemoteFile, source: Path | None = None) -> Path:
     the file must be found there and upstream is not contacted.
     """
     target = rro_home() / "data" / spec.mirror_subdir / spec.name
-    if target.exists() and sha256_of(target) == spec.sha256:
+    if _verified(spec, target):
         return target
 
     mirror = source or (Path(os.environ["RRO_DATA_MIRROR"]) if os.environ.get("RRO_DATA_MIRROR") else None)
@@ -137,7 +150,7 @@ def require_cached(spec: RemoteFile) -> Path:
     """
     target = rro_home() / "data" / spec.mirror_subdir / spec.name
     if target.exists():
-        if sha256_of(target) == spec.sha256:
+        if _verified(spec, target):
             return target
         raise DataError(f"{target} is corrupt (checksum mismatch). Delete it and run `rro data fetch`.")
     if os.environ.get("RRO_DATA_MIRROR"):

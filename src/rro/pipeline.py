@@ -59,6 +59,16 @@ def _stage_config(cls: type[BaseModel], table: str, section: dict[str, Any], wir
         raise ConfigError(describe_error(err, table)) from None
 
 
+def _same_settings(saved: dict[str, Any], config: BaseModel) -> bool:
+    """Whether a finished stage ran with `config`. Settings that rro gained after the stage ran
+    count as the same when they are left at their defaults."""
+    wanted = config.model_dump(mode="json")
+    defaults = {name: field.get_default(call_default_factory=True) for name, field in type(config).model_fields.items()}
+    added = set(wanted) - set(saved)
+    return all(wanted[k] == saved[k] for k in set(wanted) & set(saved)) and all(
+        wanted[k] == defaults[k] for k in added) and not set(saved) - set(wanted)
+
+
 def train_dpo_stage(config: DpoConfig) -> dict:
     """DPO, or, when exploration found no pair at all, the starting model kept unchanged and marked
     so (an exploration with 0 pairs is a result, not a crash)."""
@@ -126,7 +136,7 @@ def run_pipeline(config: PipelineConfig) -> dict[str, Any]:
         marker = markers / f"{stage.name}.json"
         wanted = stage.config.model_dump(mode="json")
         if marker.exists():
-            if json.loads(marker.read_text())["config"] != wanted:
+            if not _same_settings(json.loads(marker.read_text())["config"], stage.config):
                 raise ConfigError(f"stage {stage.name} in {run} finished with other settings; "
                                   f"use another run directory (later stages depend on it)")
             console.print(f"[dim]{number}/{len(stages)} {stage.name}: done[/dim]")

@@ -53,7 +53,7 @@ def apply_turn(
     after `max_invalid_turns` consecutive turns without a valid action ("invalid", reward 0; 0 = never):
     a model that cannot produce the format would otherwise spend every remaining step repeating itself.
     """
-    parsed = parse_turn(turn)
+    parsed = parse_turn(turn, episode.env)
     if parsed.action is None:
         observation, reward, done, info = parsed.observation, 0.0, False, {"error": parsed.error}
     else:

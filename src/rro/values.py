@@ -33,7 +33,7 @@ class State:
     turns: tuple[str, ...] = ()  # agent turns taken so far, replayed to restore the state
 
     def actions(self) -> tuple[str | None, ...]:
-        return tuple(parse_turn(turn).action for turn in self.turns)
+        return tuple(parse_turn(turn, self.task.env).action for turn in self.turns)
 
 
 @dataclass
@@ -115,7 +115,7 @@ class MonteCarloValues:
         """
         keys, fresh, bar_of = [], {}, {}
         for i, (state, turn) in enumerate(items):
-            action = parse_turn(turn).action
+            action = parse_turn(turn, state.task.env).action
             key = (state.task.env, state.task.id, state.actions(), action)
             keys.append(key)
             if key not in self.cache and key not in fresh:

@@ -55,6 +55,10 @@ class EnvSpec:
     expert: Callable[[Task], Generator[str, str, None]]
     terminal_actions: frozenset[str]
     reward_range: tuple[float, float] = (-1.0, 1.0)  # bounds of an episode's final reward
+    # The task-selection settings (rro.config.TaskSelection fields) this environment takes:
+    # passed to load_tasks and to make; setting any other one is a configuration error.
+    task_options: tuple[str, ...] = ()
+    env_options: tuple[str, ...] = ()
 
 
 _REGISTRY: dict[str, EnvSpec] = {}
@@ -84,4 +88,4 @@ def names() -> list[str]:
 
 def _load_builtin() -> None:
     # Imported lazily so that `rro.envs.base` stays importable without any environment's extras.
-    from rro.envs import intercode_sql  # noqa: F401
+    from rro.envs import intercode_sql, webshop  # noqa: F401

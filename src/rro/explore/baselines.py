@@ -69,7 +69,8 @@ def ipr_tasks(tasks: list[Task], policy: Policy, values: MonteCarloValues, make_
                                      for item in ((w.state, w.expert_turn), (w.state, sample.text))])
         for i, (walk, (sample,)) in enumerate(zip(active, samples)):
             q_expert, q_agent = estimates[2 * i], estimates[2 * i + 1]
-            expert_action, agent_action = parse_turn(walk.expert_turn).action, parse_turn(sample.text).action
+            env = walk.state.task.env
+            expert_action, agent_action = parse_turn(walk.expert_turn, env).action, parse_turn(sample.text, env).action
             step = len(walk.episode.steps)
             if agent_action != expert_action and q_expert.value - q_agent.value > settings.tau:
                 walk.record["pairs"].append({

@@ -178,7 +178,7 @@ def walk_tasks(
         estimates = values.q_values([(w.state, sample.text) for w, (sample,) in zip(active, samples)], bars)
         finishing = []
         for walk, (sample,), estimate in zip(active, samples, estimates):
-            walk.tried.append(Candidate(sample.text, parse_turn(sample.text).action, estimate.value, estimate,
+            walk.tried.append(Candidate(sample.text, parse_turn(sample.text, walk.state.task.env).action, estimate.value, estimate,
                                         sample.generated_tokens, sample.prompt_tokens))
             rose = estimate.value > walk.prev + settings.margin
             if (rose and settings.strategy == "rising") or len(walk.tried) >= settings.max_candidates:

@@ -12,6 +12,8 @@ register(
         load_tasks=load_tasks,
         expert=expert,
         terminal_actions=frozenset({SUBMIT}),
+        task_options=("scheme", "dbs", "hardness", "include_empty_dbs"),
+        env_options=("backend",),
     )
 )
 

@@ -1,0 +1,231 @@
+"""WebShop on the small fixture catalogue (tests/data/webshop): loading, goals, reward branches,
+pages and navigation, the oracle, and the pipeline commands with the tiny model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from rro.agent.parse import parse_turn
+from rro.envs.base import make, spec
+from rro.envs.webshop.catalog import Product, data_files, load_catalog
+from rro.envs.webshop.reward import fuzzy_score, normalize_color, type_reward, webshop_reward
+
+FIXTURE = Path(__file__).parent / "data" / "webshop"
+QUERY = "Instruction: [SEP] i need a men's cotton t-shirt that is machine washable, in navy blue and size large, and price lower than 40.00 dollars"
+TEE_PAGE = (QUERY + " [SEP] Back to Search [SEP] < Prev [SEP] color [SEP] navy blue [SEP] black [SEP] heather grey "
+            "[SEP] size [SEP] medium [SEP] large [SEP] x-large [SEP] Men's Cotton Crew Neck T-Shirt, Short Sleeve "
+            "[SEP] Price: $19.99 [SEP] Rating: N.A. [SEP] Description [SEP] Features [SEP] Reviews [SEP] Buy Now")
+
+
+@pytest.fixture(scope="module")
+def catalog(rro_home):
+    from rro.fetch import ensure_file
+
+    for remote in data_files("1000"):
+        ensure_file(remote, source=FIXTURE)
+    return load_catalog("1000")
+
+
+def tee_task():
+    return next(t for t in spec("webshop").load_tasks(split="all") if t.instruction in QUERY)
+
+
+def test_products_load_as_upstream_parses_them(catalog):
+    assert len(catalog.products) == 23  # 25 records less a duplicate ASIN and an ASIN "nan"
+    assert catalog.products["B0TEE00003"].title.startswith("Women's V-Neck")  # the first record of a duplicate wins
+    assert "nan" not in catalog.products
+    ranged = catalog.products["B0TEE00002"]
+    assert (ranged.pricing, ranged.price_tag) == ([12.5, 18.0], "$12.5 to $18.0")
+    assert 12.5 <= catalog.prices["B0TEE00002"] <= 18.0
+    assert (catalog.products["B0COFF0003"].pricing, catalog.products["B0COFF0003"].price_tag) == ([100.0], "$100.0")
+    assert catalog.products["B0SHOE0002"].options == {"color": ["pink", "grey | teal"], "size": ["7", "8", "9"]}
+    assert catalog.products["B0SNAC0002"].options == {}
+    assert catalog.products["B0LONG0001"].attributes == ["DUMMY_ATTR"]  # annotation without attributes
+    assert catalog.products["B0TOYS0001"].attributes == ["DUMMY_ATTR"]  # no annotation at all
+    assert catalog.products["B0HAIR0002"].bullet_points == ["Ionic technology"]  # a string, not a list
+
+
+def test_goals_are_upstreams_and_seeded(catalog):
+    # 18 instructions less one without attributes and one for a product not in the catalogue
+    assert len(catalog.goals) == 16
+    tee = next(g for g in catalog.goals if g["instruction_text"] in QUERY)
+    assert tee["attributes"] == ["machine wash", "cotton"] and tee["goal_options"] == ["navy blue", "large"]
+    # upstream: two of the four next multiples of 10 above the price, the larger one is the limit
+    assert tee["price_upper"] in (30.0, 40.0, 50.0) and tee["instruction_text"].endswith(f"{tee['price_upper']:.2f} dollars")
+    again = load_catalog.__wrapped__("1000")  # a fresh load draws the same prices and order
+    assert [g["instruction_text"] for g in again.goals] == [g["instruction_text"] for g in catalog.goals]
+    tasks = spec("webshop").load_tasks(split="test")
+    assert [t.id for t in tasks] == [str(i) for i in range(16)]  # test = goals 0-499
+    assert spec("webshop").load_tasks(split="train") == [] and spec("webshop").load_tasks(split="dev") == []
+    with pytest.raises(ValueError, match="unknown split"):
+        spec("webshop").load_tasks(split="validation")
+
+
+def _product(**overrides) -> Product:
+    fields = dict(asin="B0X", title="Men's Cotton Crew Neck T-Shirt", description="Soft and light.",
+                  bullet_points=["Crew neck"], price_tag="$19.99", pricing=[19.99], options={},
+                  attributes=["machine wash", "cotton"], category="fashion", query="men's t-shirts",
+                  product_category="Clothing › Men › Shirts")
+    return Product(**{**fields, **overrides})
+
+
+def _goal(**overrides) -> dict:
+    goal = dict(asin="B0X", category="fashion", query="men's t-shirts", name="Men's Cotton Crew Neck T-Shirt",
+                product_category="Clothing › Men › Shirts", attributes=["machine wash", "cotton"],
+                goal_options=["blue", "large"], price_upper=30.0)
+    return {**goal, **overrides}
+
+
+def test_reward_of_the_right_purchase_is_one():
+    reward, info = webshop_reward(_product(), _goal(), 19.99, {"color": "blue", "size": "large"})
+    assert reward == 1.0 and info["r_type"] == 1.0
+
+
+def test_type_factor_branches():
+    other = dict(query="other", product_category="Home › Kitchen › Mugs")
+    # a different query and category: the factor follows the share of the goal title's nouns
+    half = type_reward(_product(title="Cotton sock", **other), _goal(name="shirt cotton sock mug lamp"))
+    assert half["title_score"] == pytest.approx(0.4) and half["r_type"] == 1.0  # > 0.2 counts as a match
+    assert type_reward(_product(title="lamp", **other), _goal(name="shirt cotton sock mug lamp"))["r_type"] == 0.5
+    many = "shirt cotton sock mug lamp desk chair table door window bed"  # 11 nouns: 1 shared is < 0.1
+    tenth = type_reward(_product(title="lamp", **other), _goal(name=many))
+    assert tenth["title_score"] == pytest.approx(1 / 11) and tenth["r_type"] == 0.1
+    assert type_reward(_product(title="kettle", **other), _goal(name=many))["r_type"] == 0.0
+    # the same query rescues a low noun share from 0.5, not from 0.1 or 0
+    assert type_reward(_product(title="lamp"), _goal(name="shirt cotton sock mug lamp"))["r_type"] == 1.0
+    reward, _ = webshop_reward(_product(title="kettle", **other), _goal(name=many), 19.99, {"color": "blue", "size": "large"})
+    assert reward == 0.0
+
+
+def test_attributes_match_by_annotation_or_by_text():
+    goal = _goal(attributes=["wash machine", "soft and light", "waterproof"], goal_options=[])
+    # "wash machine" fuzzily matches the annotation "machine wash"; "soft and light" is in the
+    # description; "waterproof" is nowhere
+    reward, info = webshop_reward(_product(), goal, 19.99, {})
+    assert info["attribute_matches"] == 2 and reward == pytest.approx((2 + 0 + 1) / (3 + 0 + 1))
+
+
+def test_options_normalise_colours_and_match_sizes_exactly():
+    assert normalize_color("dark blue") == normalize_color("light blue") == "blue"
+    assert fuzzy_score("dark blue", "light blue") <= 85  # only the normalisation makes them equal
+    goal = _goal(goal_options=["dark blue", "x-large"])
+    _, info = webshop_reward(_product(), goal, 19.99, {"color": "light blue", "size": "large"})
+    assert info["option_matches"] == 1  # colour yes; size "large" is not exactly "x-large"
+    assert fuzzy_score("x-large", "large") > 85  # a fuzzy match would have taken it
+    _, info = webshop_reward(_product(), goal, 19.99, {"color": "light blue", "fit": "large"})
+    assert info["option_matches"] == 2  # under another option name the fuzzy match counts
+
+
+def test_price_limit_and_goals_without_options():
+    goal = _goal(goal_options=[])
+    assert webshop_reward(_product(), goal, 29.99, {})[0] == 1.0
+    reward, info = webshop_reward(_product(), goal, 30.01, {})
+    assert not info["price_ok"] and reward == pytest.approx(2 / 3)
+
+
+def test_pages_and_navigation(catalog):
+    env = make("webshop")
+    assert env.reset(tee_task()) == f"WebShop [SEP] {QUERY} [SEP] Search"
+    results, reward, done, info = env.step("search[men's shirt]")
+    assert results.startswith(QUERY + " [SEP] Back to Search [SEP] Page 1 (Total results: 5) [SEP] Next > [SEP] ")
+    assert "B0TEE00001 [SEP] Men's Cotton Crew Neck T-Shirt, Short Sleeve [SEP] $19.99" in results
+    assert "b0tee00001" in info["available_actions"]["clickables"] and not info["available_actions"]["has_search_bar"]
+    page2 = env.step("click[Next >]").observation
+    assert page2 == QUERY + " [SEP] Back to Search [SEP] Page 2 (Total results: 5) [SEP] < Prev [SEP] Next >"
+    assert env.step("click[< Prev]").observation == results
+    assert env.step("click[B0TEE00001]").observation == TEE_PAGE
+    env.step("click[navy blue]"), env.step("click[large]")
+    assert env.options == {"color": "navy blue", "size": "large"}
+    description = env.step("click[Description]").observation
+    assert description == QUERY + " [SEP] Back to Search [SEP] < Prev [SEP] A soft 100% cotton t-shirt for everyday wear. Machine wash."
+    assert env.step("click[< Prev]").observation == TEE_PAGE
+    features = env.step("click[Features]").observation
+    assert features == QUERY + " [SEP] Back to Search [SEP] < Prev [SEP] 100% cotton [SEP] Machine wash cold [SEP] Crew neck"
+    # unavailable clicks, click[search] and unparsable actions change nothing
+    for action in ("click[Buy Now]", "click[search]", "click[b0shoe0001]", "jump[x]", "search[]"):
+        result = env.step(action)
+        assert (result.observation, result.reward, result.done) == (features, 0.0, False) and result.info["error"]
+    env.step("click[< Prev]")
+    assert env.step("click[< Prev]").observation == results  # back to the results, options cleared
+    assert env.options == {} and env.asin is None
+    assert env.step("click[Back to Search]").observation.startswith("WebShop [SEP] Instruction:")
+    assert "Total results: 0" in env.step("search[zzzz qqq]").observation
+    env.step("search[men's shirt]"), env.step("click[B0TEE00001]"), env.step("click[navy blue]"), env.step("click[large]")
+    done_page, reward, done, info = env.step("click[Buy Now]")
+    assert (reward, done, info["purchased"]) == (1.0, True, "B0TEE00001")
+    assert done_page == "Thank you for shopping with us! [SEP] Your score (min 0.0, max 1.0) [SEP] 1.0"
+
+
+def test_search_is_bm25_over_upstreams_document_text_and_cached(catalog, rro_home):
+    from rro.envs.webshop.search import SearchEngine
+
+    engine = SearchEngine(catalog)
+    assert engine.search("aluminum free deodorant")[0] == "B0DEOD0001"
+    assert engine.search("grey teal")[0] == "B0SHOE0002"  # option text is indexed
+    assert engine.search("the and of") == []  # stop words only: nothing, as Lucene
+    assert len(engine.search("men women")) <= 50
+    cached = list((rro_home / "webshop").glob("bm25-1000-*"))
+    assert cached and SearchEngine(catalog).search("soy candle") == engine.search("soy candle")
+
+
+def test_parse_turns_for_webshop():
+    turn = parse_turn("Thought: look\nAction: Search[red cotton shirt]", "webshop")
+    assert turn.action == "search[red cotton shirt]" and turn.well_formed
+    turn = parse_turn("Thought: buy\nAction: click[Buy Now] now", "webshop")
+    assert turn.action == "click[Buy Now]" and not turn.well_formed
+    bad = parse_turn("Thought: hm\nAction: ```sql\nSELECT 1\n```", "webshop")
+    assert bad.action is None and "search[keywords]" in bad.observation
+
+
+def test_oracle_buys_the_goal_product_and_reports_rewards(catalog, tmp_path):
+    from rro.config import ExpertsConfig
+    from rro.experts import collect_experts
+
+    report = collect_experts(ExpertsConfig(env="webshop", split="all", output=tmp_path / "experts.jsonl"))
+    assert report["kept"] == report["tasks"] == 16 and report["reward_counts"] == {"1.0": 16}
+    record = json.loads((tmp_path / "experts.jsonl").read_text().splitlines()[0])
+    assert record["messages"][-1]["content"].endswith("Action: click[Buy Now]")
+
+
+def test_oracle_picks_the_best_result_when_search_misses_the_goal(catalog):
+    from rro.envs.base import Task
+    from rro.rollout import run_expert_episode
+
+    task = next(t for t in spec("webshop").load_tasks(split="all") if t.fields["asin"] == "B0COFF0001")
+    hidden = Task(task.env, task.id, task.instruction, {**task.fields, "asin": "B0UNLISTED"})
+    episode = run_expert_episode(spec("webshop"), make("webshop"), hidden, 10)
+    bought = episode.steps[-1].info["purchased"]
+    env = make("webshop")
+    env.reset(hidden)
+    shown = [a for a in env.step(f"search[{episode.steps[0].action[7:-1]}]").observation.split(" [SEP] ") if a in catalog.products]
+    from rro.envs.webshop.expert import choose_options
+
+    best = max(webshop_reward(catalog.products[a], hidden.fields, catalog.prices[a],
+                              choose_options(catalog.products[a], hidden.fields["goal_options"]))[0] for a in shown)
+    assert bought in shown and episode.reward == pytest.approx(best)
+
+
+def test_config_refuses_settings_of_another_environment():
+    from rro.config import ConfigError, EvalConfig, load_config
+
+    with pytest.raises(ConfigError, match="backend is not a setting of webshop"):
+        load_config(EvalConfig, env="webshop", backend="mariadb", output="x")
+    with pytest.raises(ConfigError, match="unknown environment"):
+        load_config(EvalConfig, env="webshoppe", output="x")
+
+
+def test_eval_and_explore_run_on_webshop(catalog, tmp_path):
+    from rro.config import EvalConfig, ExploreConfig
+    from rro.evaluate import evaluate
+    from rro.explore import explore
+
+    common = dict(env="webshop", model="tiny-random", dtype="float32", split="test", limit=2, max_steps=3, max_new_tokens=16)
+    summary = evaluate(EvalConfig(**common, output=tmp_path / "eval"))
+    assert summary["tasks"] == 2 and 0.0 <= summary["avg_reward"] <= 100.0
+    stats = explore(ExploreConfig(**common, strategy="rising", rollouts=1, max_candidates=2, output=tmp_path / "explore"))
+    assert stats["tasks"] == 2 and stats["steps"] >= 1 and 1 <= stats["candidates_per_step"]["mean"] <= 2
+    expert_summary = evaluate(EvalConfig(env="webshop", policy="expert", split="test", output=tmp_path / "oracle"))
+    assert expert_summary["avg_reward"] == 100.0
