@@ -103,7 +103,7 @@ def test_pipeline_config_errors_name_the_table_and_field(tmp_path):
         load_config(PipelineConfig, None, output=tmp_path, strategies=["best"])
 
 
-@pytest.mark.parametrize("name", ["quickstart", "compare-cpu", "paper-intercode-sql"])
+@pytest.mark.parametrize("name", ["quickstart", "compare-cpu", "paper-intercode-sql", "paper-webshop"])
 def test_shipped_configs_are_valid(name):
     from pathlib import Path
 

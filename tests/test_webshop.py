@@ -229,3 +229,41 @@ def test_eval_and_explore_run_on_webshop(catalog, tmp_path):
     assert stats["tasks"] == 2 and stats["steps"] >= 1 and 1 <= stats["candidates_per_step"]["mean"] <= 2
     expert_summary = evaluate(EvalConfig(env="webshop", policy="expert", split="test", output=tmp_path / "oracle"))
     assert expert_summary["avg_reward"] == 100.0
+
+
+def test_buy_now_where_it_does_nothing_is_valued_by_rollouts(catalog, tiny_policy):
+    from rro.rollout import SamplingConfig
+    from rro.values import MonteCarloValues, State
+
+    values = MonteCarloValues(tiny_policy, lambda: make("webshop"), spec("webshop").terminal_actions, rollouts=3,
+                              sampling=SamplingConfig(temperature=1.0, max_new_tokens=8, seed=0), max_steps=4)
+    task = tee_task()
+    on_item_page = State(task, ("Thought: a\nAction: search[men's shirt]", "Thought: b\nAction: click[B0TEE00001]"))
+    on_results = State(task, on_item_page.turns[:1])
+    buy = "Thought: buy\nAction: click[Buy Now]"
+    taken, declined = values.q_values([(on_item_page, buy), (on_results, buy)])
+    assert taken.exact and taken.rollouts == 1 and taken.value == pytest.approx(0.6)  # no options chosen
+    assert not declined.exact and declined.rollouts == 3
+
+
+def test_fetch_play_and_missing_files_through_the_cli(rro_home, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from rro.cli import app
+
+    runner = CliRunner()
+    fetched = runner.invoke(app, ["data", "fetch", "webshop", "--from", str(FIXTURE)])
+    assert fetched.exit_code == 0 and fetched.output.count("ok") == 3, fetched.output
+    played = runner.invoke(app, ["play", "webshop", "--task", "0"],
+                           input="search[cotton shirt dress]\nclick[B0LONG0001]\nclick[olive green]\nclick[small]\nclick[Buy Now]\n")
+    assert played.exit_code == 0 and "reward: 1.0" in played.output, played.output
+    assert "clickable: back to search, < prev" in played.output
+    # the full catalogue was never fetched: the error names the command and the folder
+    monkeypatch.delenv("RRO_DATA_MIRROR", raising=False)
+    missing = runner.invoke(app, ["play", "webshop-full", "--task", "0"])
+    assert missing.exit_code == 1
+    assert "items_shuffle.json has not been fetched" in missing.output and "rro data fetch webshop-full" in missing.output
+    # a download page instead of the data is refused
+    (tmp_path / "items_shuffle.json").write_text("<html>Google Drive can't scan this file</html>")
+    refused = runner.invoke(app, ["data", "fetch", "webshop-full", "--from", str(tmp_path)])
+    assert refused.exit_code == 1 and "not a JSON file" in refused.output

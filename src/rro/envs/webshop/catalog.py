@@ -37,17 +37,17 @@ ENV_NAMES: dict[str, CatalogSize] = {"webshop": "1000", "webshop-full": "full"}
 _DRIVE = "https://drive.usercontent.google.com/download?export=download&confirm=t&id="
 
 
-def _drive_file(name: str, drive_id: str) -> RemoteFile:
-    return RemoteFile(name=name, sha256=None, mirror_subdir="webshop", urls=(_DRIVE + drive_id,))
+def _drive_file(name: str, drive_id: str, dataset: str = "webshop") -> RemoteFile:
+    return RemoteFile(name=name, sha256=None, mirror_subdir="webshop", urls=(_DRIVE + drive_id,), dataset=dataset)
 
 
 PRODUCT_FILES = {
     "1000": _drive_file("items_shuffle_1000.json", "1EgHdxQ_YxqIQlvvq5iKlCrkEKR6-j0Ib"),
-    "full": _drive_file("items_shuffle.json", "1A2whVgOO0euk5O13n2iYDM0bQRkkRduB"),
+    "full": _drive_file("items_shuffle.json", "1A2whVgOO0euk5O13n2iYDM0bQRkkRduB", "webshop-full"),
 }
 ATTRIBUTE_FILES = {
     "1000": _drive_file("items_ins_v2_1000.json", "1IduG0xl544V_A_jv3tHXC0kyFi7PnyBu"),
-    "full": _drive_file("items_ins_v2.json", "1s2j6NgHljiZzQNL3veZaAiyW_qDEgBNi"),
+    "full": _drive_file("items_ins_v2.json", "1s2j6NgHljiZzQNL3veZaAiyW_qDEgBNi", "webshop-full"),
 }
 HUMAN_INSTRUCTIONS_FILE = _drive_file("items_human_ins.json", "14Kb5SPBk_jfdLZ_CDBNitW98QLDlKR5O")
 
@@ -62,7 +62,7 @@ PRICE_RANGE = [10.0 * i for i in range(1, 100)]
 SPLITS = {"test": (0, 500), "dev": (500, 1500), "train": (1500, None), "all": (0, None)}
 
 
-@dataclass
+@dataclass(slots=True)
 class Product:
     asin: str
     title: str  # upstream's `Title` (the raw `name`)

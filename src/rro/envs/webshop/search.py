@@ -30,8 +30,9 @@ def document_text(product: Product) -> str:
 _STEMMER = Stemmer.Stemmer("porter")
 
 
-def _tokens(texts: list[str]) -> list[list[str]]:
-    return bm25s.tokenize(texts, stopwords="en", stemmer=_STEMMER, return_ids=False, show_progress=False)
+def _tokens(texts: list[str], return_ids: bool = False):
+    # ids (with a vocabulary) for indexing: token strings for a million products do not fit
+    return bm25s.tokenize(texts, stopwords="en", stemmer=_STEMMER, return_ids=return_ids, show_progress=False)
 
 
 class SearchEngine:
@@ -42,7 +43,9 @@ class SearchEngine:
             self.retriever = bm25s.BM25.load(cache_dir)
         else:
             self.retriever = bm25s.BM25(k1=K1, b=B, method="lucene")
-            self.retriever.index(_tokens([document_text(p) for p in catalog.products.values()]), show_progress=False)
+            documents = [document_text(p) for p in catalog.products.values()]
+            self.retriever.index(_tokens(documents, return_ids=True), show_progress=False)
+            del documents
             tmp = cache_dir.with_name(cache_dir.name + ".tmp")
             self.retriever.save(tmp)
             (tmp / "asins.json").write_text(json.dumps(self.asins))
