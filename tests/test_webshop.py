@@ -258,6 +258,8 @@ def test_fetch_play_and_missing_files_through_the_cli(rro_home, tmp_path, monkey
                            input="search[cotton shirt dress]\nclick[B0LONG0001]\nclick[olive green]\nclick[small]\nclick[Buy Now]\n")
     assert played.exit_code == 0 and "reward: 1.0" in played.output, played.output
     assert "clickable: back to search, < prev" in played.output
+    splits = runner.invoke(app, ["data", "splits", "webshop"])
+    assert splits.exit_code == 0 and "test" in splits.output and "16" in splits.output, splits.output
     # the full catalogue was never fetched: the error names the command and the folder
     monkeypatch.delenv("RRO_DATA_MIRROR", raising=False)
     missing = runner.invoke(app, ["play", "webshop-full", "--task", "0"])

@@ -83,9 +83,21 @@ def data_fetch(
 
 @data_app.command("splits")
 def data_splits(env: str = typer.Argument("intercode-sql")) -> None:
-    """Print the task counts of every split scheme."""
+    """Print the task counts of every split (InterCode-SQL: of every split scheme)."""
     from rro.envs.intercode_sql.dataset import SPLIT_SCHEMES, load_tasks, normalize_sql
 
+    if env in ("webshop", "webshop-full"):
+        from rro.envs.webshop.catalog import SPLITS, task_loader
+
+        table = Table("split", "goals", "products")
+        try:
+            for split in SPLITS:
+                tasks = task_loader(env)(split)
+                table.add_row(split, str(len(tasks)), str(len({t.fields["asin"] for t in tasks})))
+        except (DataError, ValueError) as err:
+            _fail(str(err))
+        Console().print(table)
+        return
     if env != "intercode-sql":
         _fail(f"unknown environment {env!r}")
     table = Table("scheme", "train", "test", "test golds also in train", "test databases")

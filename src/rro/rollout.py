@@ -20,7 +20,7 @@ from rro.envs.base import Env, EnvSpec, Task
 from rro.policy.base import Policy
 
 # Task fields that are worth keeping on every episode record (for breakdowns and reading).
-_RECORDED_FIELDS = ("db", "hardness", "gold")
+_RECORDED_FIELDS = ("db", "hardness", "gold", "asin")
 
 
 def start_episode(env: Env, task: Task, policy: str, icl_shots: int = 0) -> Episode:
