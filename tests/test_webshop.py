@@ -269,3 +269,26 @@ def test_fetch_play_and_missing_files_through_the_cli(rro_home, tmp_path, monkey
     (tmp_path / "items_shuffle.json").write_text("<html>Google Drive can't scan this file</html>")
     refused = runner.invoke(app, ["data", "fetch", "webshop-full", "--from", str(tmp_path)])
     assert refused.exit_code == 1 and "not a JSON file" in refused.output
+
+
+def test_the_pipeline_runs_on_webshop(catalog, tmp_path):
+    from rro.config import PipelineConfig, load_config
+    from rro.pipeline import run_pipeline
+    from tests.test_pipeline import TINY_RUN
+
+    config_text = TINY_RUN.format(output=tmp_path / "run").replace(
+        'model = "tiny-random"', 'model = "tiny-random"\nenv = "webshop"').replace(
+        'strategies = ["fixed", "rising"]', 'strategies = ["ipr"]').replace(
+        "[experts]\n", '[experts]\nsplit = "all"\n').replace("[explore]\n", '[explore]\nsplit = "all"\n').replace(
+        "max_candidates = 2\nmax_steps = 2", "max_candidates = 2\nmax_steps = 6")  # the oracle buys at step 4 or 5
+    (tmp_path / "run.toml").write_text(config_text)
+    results = run_pipeline(load_config(PipelineConfig, tmp_path / "run.toml"))
+    run = tmp_path / "run"
+    assert [m["method"] for m in results["methods"]] == ["sft", "ipr"] and results["env"] == "webshop"
+    assert json.loads((run / "experts.report.json").read_text())["kept"] == 4
+    # the expert's Buy Now is valued exactly (1.0) against the tiny model's turn: IPR pairs exist
+    pairs = [json.loads(line) for line in (run / "ipr" / "iter1" / "explore" / "pairs.jsonl").read_text().splitlines()]
+    assert pairs and all("click[" in p["chosen"][0]["content"] or "search[" in p["chosen"][0]["content"] for p in pairs)
+    trained = json.loads((run / "ipr" / "iter1" / "dpo" / "rro-train.json").read_text())
+    assert "unchanged" not in trained and trained["records"] == len(pairs)
+    assert json.loads((run / "ipr" / "iter1" / "eval" / "summary.json").read_text())["env"] == "webshop"
