@@ -24,9 +24,9 @@ app.add_typer(model_app, name="model")
 console = Console(stderr=True)
 
 # Options shared by every command that selects tasks; None means "not given" (keep the config's value).
-SplitOpt = typer.Option(None, help="train, test or all.")
-SchemeOpt = typer.Option(None, help="by-query (default, leak-free), by-db, or records (InterCode's order; leaky).")
-BackendOpt = typer.Option(None, help="sqlite (embedded default) or mariadb (faithful; needs `rro db up`).")
+SplitOpt = typer.Option(None, help="train, test, all, or dev (WebShop's goals 500-1499).")
+SchemeOpt = typer.Option(None, help="InterCode-SQL: by-query (default, leak-free), by-db, or records (InterCode's order; leaky).")
+BackendOpt = typer.Option(None, help="InterCode-SQL: sqlite (embedded default) or mariadb (faithful; needs `rro db up`).")
 LimitOpt = typer.Option(None, help="Only the first N tasks of the split.")
 DbOpt = typer.Option(None, "--db", help="Only tasks on this database (repeatable).")
 HardnessOpt = typer.Option(None, "--hardness", help="Only tasks of this hardness: easy, medium, hard, extra (repeatable).")
@@ -34,7 +34,7 @@ EmptyDbOpt = typer.Option(None, "--include-empty-dbs", help="Keep wta_1, whose t
 ConfigOpt = typer.Option(None, "--config", "-c", help="A TOML file with the command's settings; options override it.")
 # Options of every command that runs a model.
 ModelOpt = typer.Option(None, help="Model: a named model (smollm2-135m), a checkpoint folder or a transformers id.")
-EnvOpt = typer.Option(None, help="Environment (default intercode-sql).")
+EnvOpt = typer.Option(None, help="Environment: intercode-sql (default), webshop or webshop-full.")
 MaxStepsOpt = typer.Option(None, help="Turns before an episode is cut and scores 0 (default 10).")
 PolicyBackendOpt = typer.Option(None, help="hf (transformers, default) or openai (an OpenAI-compatible server).")
 BaseUrlOpt = typer.Option(None, help="The server for --policy-backend openai, e.g. http://127.0.0.1:8000/v1.")
