@@ -13,7 +13,7 @@ from collections.abc import Generator
 
 from rro.envs.base import Task
 from rro.envs.webshop.catalog import ENV_NAMES, Product, load_catalog
-from rro.envs.webshop.reward import fuzzy_score, normalize_color, webshop_reward
+from rro.envs.webshop.reward import fuzzy_score, goal_option_values, normalize_color, webshop_reward
 
 _PRICE_CLAUSE = re.compile(r",? and price lower than [\d.]+ dollars$")
 _RESULT_PAGE = re.compile(r"Page (\d+) \(Total results: (\d+)\)")
@@ -40,11 +40,6 @@ def choose_options(product: Product, goal_options: list[str]) -> dict[str, str]:
     return chosen
 
 
-def _goal_options(goal: dict) -> list[str]:
-    options = goal["goal_options"]
-    return list(options.values()) if isinstance(options, dict) else list(options)
-
-
 def _result_asins(observation: str, catalog) -> list[str]:
     return [part for part in observation.split(" [SEP] ") if part in catalog.products]
 
@@ -52,7 +47,7 @@ def _result_asins(observation: str, catalog) -> list[str]:
 def expert(task: Task) -> Generator[str, str, None]:
     catalog = load_catalog(ENV_NAMES[task.env])
     goal = task.fields
-    goal_options = _goal_options(goal)
+    goal_options = goal_option_values(goal)
     keywords = search_keywords(task.instruction)
     observation = yield f"Thought: I should search for the product the instruction describes.\nAction: search[{keywords}]"
 

@@ -57,8 +57,15 @@ def _nlp():
 
 
 @lru_cache(maxsize=100_000)
-def nouns(title: str) -> frozenset[str]:
-    return frozenset(token.text.lower() for token in _nlp()(title) if token.pos_ in NOUN_TAGS)
+def nouns(title: str) -> tuple[str, ...]:
+    """The nouns of a title, lower-cased, repeats kept (spaCy runs once per distinct title)."""
+    return tuple(token.text.lower() for token in _nlp()(title) if token.pos_ in NOUN_TAGS)
+
+
+def goal_option_values(goal: dict) -> list[str]:
+    """A goal's wanted option values: human goals list them, synthetic ones map name -> value."""
+    options = goal["goal_options"]
+    return list(options.values()) if isinstance(options, dict) else list(options)
 
 
 def type_reward(product: Product, goal: dict) -> dict:
@@ -68,8 +75,8 @@ def type_reward(product: Product, goal: dict) -> dict:
     category_match = len(purchased_levels & goal_levels) >= 2
     desired = nouns(goal["name"])
     # upstream counts the goal's nouns as a set in the intersection and as a list in the total
-    desired_count = sum(1 for token in _nlp()(goal["name"]) if token.pos_ in NOUN_TAGS)
-    title_score = 0.2 if desired_count == 0 else len(nouns(product.title) & desired) / desired_count
+    shared = set(nouns(product.title)) & set(desired)
+    title_score = 0.2 if not desired else len(shared) / len(desired)
     r_type = 1.0
     if not (query_match or category_match or title_score > 0.2):
         r_type = 0.5
@@ -109,8 +116,7 @@ def option_matches(product: Product, goal_options: list[str], chosen: dict[str, 
 
 def webshop_reward(product: Product, goal: dict, price: float, chosen: dict[str, str]) -> tuple[float, dict]:
     """The reward of buying `product` at `price` with options `chosen` (name -> value) for `goal`."""
-    goal_options = goal["goal_options"]
-    goal_options = list(goal_options.values()) if isinstance(goal_options, dict) else list(goal_options)
+    goal_options = goal_option_values(goal)
     kind = type_reward(product, goal)
     price_ok = price <= goal["price_upper"]
     n_attributes = attribute_matches(product, goal["attributes"])

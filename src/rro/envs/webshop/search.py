@@ -9,6 +9,7 @@ built once per catalogue and cached under RRO_HOME.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import bm25s
@@ -50,8 +51,6 @@ class SearchEngine:
             self.retriever.save(tmp)
             (tmp / "asins.json").write_text(json.dumps(self.asins))
             if cache_dir.exists():
-                import shutil
-
                 shutil.rmtree(cache_dir)
             tmp.rename(cache_dir)
 
