@@ -55,3 +55,29 @@ def tiny_policy(rro_home):
     from rro.policy.hf import HFPolicy
 
     return HFPolicy("tiny-random", dtype="float32")
+
+
+WEBSHOP_FIXTURE = Path(__file__).parent / "data" / "webshop"
+
+
+@pytest.fixture(scope="module")
+def webshop_catalog(rro_home):
+    """The fixture catalogue (tests/data/webshop, written for the tests in WebShop's format) installed
+    as the 1000-product set. Its files are not WebShop's published ones, so while the module runs,
+    the data files are pinned to the fixture's own sizes and checksums instead."""
+    from dataclasses import replace
+
+    from rro.envs.webshop import catalog
+    from rro.fetch import ensure_file, sha256_of
+
+    def pinned_to_fixture(remote):
+        path = WEBSHOP_FIXTURE / remote.name
+        return replace(remote, size=path.stat().st_size, sha256=sha256_of(path))
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(catalog.PRODUCT_FILES, "1000", pinned_to_fixture(catalog.PRODUCT_FILES["1000"]))
+        patch.setitem(catalog.ATTRIBUTE_FILES, "1000", pinned_to_fixture(catalog.ATTRIBUTE_FILES["1000"]))
+        patch.setattr(catalog, "HUMAN_INSTRUCTIONS_FILE", pinned_to_fixture(catalog.HUMAN_INSTRUCTIONS_FILE))
+        for remote in catalog.data_files("1000"):
+            ensure_file(remote, source=WEBSHOP_FIXTURE)
+        yield catalog.load_catalog("1000")

