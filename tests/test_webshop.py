@@ -1,5 +1,6 @@
-"""WebShop on the small fixture catalogue (tests/data/webshop): loading, goals, reward branches,
-pages and navigation, the oracle, and the pipeline commands with the tiny model."""
+"""WebShop on the small fixture catalogue (tests/data/webshop): loading, goals, pages and
+navigation, the oracle, and the pipeline commands with the tiny model (the reward has its own
+tests in test_webshop_reward.py)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ import pytest
 
 from rro.agent.parse import parse_turn
 from rro.envs.base import make, spec
-from rro.envs.webshop.catalog import Product, data_files, load_catalog
-from rro.envs.webshop.reward import fuzzy_score, normalize_color, type_reward, webshop_reward
+from rro.envs.webshop.catalog import load_catalog
+from rro.envs.webshop.reward import webshop_reward
 
 FIXTURE = Path(__file__).parent / "data" / "webshop"
 QUERY = "Instruction: [SEP] i need a men's cotton t-shirt that is machine washable, in navy blue and size large, and price lower than 40.00 dollars"
@@ -21,12 +22,8 @@ TEE_PAGE = (QUERY + " [SEP] Back to Search [SEP] < Prev [SEP] color [SEP] navy b
 
 
 @pytest.fixture(scope="module")
-def catalog(rro_home):
-    from rro.fetch import ensure_file
-
-    for remote in data_files("1000"):
-        ensure_file(remote, source=FIXTURE)
-    return load_catalog("1000")
+def catalog(webshop_catalog):
+    return webshop_catalog
 
 
 def tee_task():
@@ -62,68 +59,6 @@ def test_goals_are_upstreams_and_seeded(catalog):
     assert spec("webshop").load_tasks(split="train") == [] and spec("webshop").load_tasks(split="dev") == []
     with pytest.raises(ValueError, match="unknown split"):
         spec("webshop").load_tasks(split="validation")
-
-
-def _product(**overrides) -> Product:
-    fields = dict(asin="B0X", title="Men's Cotton Crew Neck T-Shirt", description="Soft and light.",
-                  bullet_points=["Crew neck"], price_tag="$19.99", pricing=[19.99], options={},
-                  attributes=["machine wash", "cotton"], category="fashion", query="men's t-shirts",
-                  product_category="Clothing › Men › Shirts")
-    return Product(**{**fields, **overrides})
-
-
-def _goal(**overrides) -> dict:
-    goal = dict(asin="B0X", category="fashion", query="men's t-shirts", name="Men's Cotton Crew Neck T-Shirt",
-                product_category="Clothing › Men › Shirts", attributes=["machine wash", "cotton"],
-                goal_options=["blue", "large"], price_upper=30.0)
-    return {**goal, **overrides}
-
-
-def test_reward_of_the_right_purchase_is_one():
-    reward, info = webshop_reward(_product(), _goal(), 19.99, {"color": "blue", "size": "large"})
-    assert reward == 1.0 and info["r_type"] == 1.0
-
-
-def test_type_factor_branches():
-    other = dict(query="other", product_category="Home › Kitchen › Mugs")
-    # a different query and category: the factor follows the share of the goal title's nouns
-    half = type_reward(_product(title="Cotton sock", **other), _goal(name="shirt cotton sock mug lamp"))
-    assert half["title_score"] == pytest.approx(0.4) and half["r_type"] == 1.0  # > 0.2 counts as a match
-    assert type_reward(_product(title="lamp", **other), _goal(name="shirt cotton sock mug lamp"))["r_type"] == 0.5
-    many = "shirt cotton sock mug lamp desk chair table door window bed"  # 11 nouns: 1 shared is < 0.1
-    tenth = type_reward(_product(title="lamp", **other), _goal(name=many))
-    assert tenth["title_score"] == pytest.approx(1 / 11) and tenth["r_type"] == 0.1
-    assert type_reward(_product(title="kettle", **other), _goal(name=many))["r_type"] == 0.0
-    # the same query rescues a low noun share from 0.5, not from 0.1 or 0
-    assert type_reward(_product(title="lamp"), _goal(name="shirt cotton sock mug lamp"))["r_type"] == 1.0
-    reward, _ = webshop_reward(_product(title="kettle", **other), _goal(name=many), 19.99, {"color": "blue", "size": "large"})
-    assert reward == 0.0
-
-
-def test_attributes_match_by_annotation_or_by_text():
-    goal = _goal(attributes=["wash machine", "soft and light", "waterproof"], goal_options=[])
-    # "wash machine" fuzzily matches the annotation "machine wash"; "soft and light" is in the
-    # description; "waterproof" is nowhere
-    reward, info = webshop_reward(_product(), goal, 19.99, {})
-    assert info["attribute_matches"] == 2 and reward == pytest.approx((2 + 0 + 1) / (3 + 0 + 1))
-
-
-def test_options_normalise_colours_and_match_sizes_exactly():
-    assert normalize_color("dark blue") == normalize_color("light blue") == "blue"
-    assert fuzzy_score("dark blue", "light blue") <= 85  # only the normalisation makes them equal
-    goal = _goal(goal_options=["dark blue", "x-large"])
-    _, info = webshop_reward(_product(), goal, 19.99, {"color": "light blue", "size": "large"})
-    assert info["option_matches"] == 1  # colour yes; size "large" is not exactly "x-large"
-    assert fuzzy_score("x-large", "large") > 85  # a fuzzy match would have taken it
-    _, info = webshop_reward(_product(), goal, 19.99, {"color": "light blue", "fit": "large"})
-    assert info["option_matches"] == 2  # under another option name the fuzzy match counts
-
-
-def test_price_limit_and_goals_without_options():
-    goal = _goal(goal_options=[])
-    assert webshop_reward(_product(), goal, 29.99, {})[0] == 1.0
-    reward, info = webshop_reward(_product(), goal, 30.01, {})
-    assert not info["price_ok"] and reward == pytest.approx(2 / 3)
 
 
 def test_pages_and_navigation(catalog):
@@ -246,7 +181,7 @@ def test_buy_now_where_it_does_nothing_is_valued_by_rollouts(catalog, tiny_polic
     assert not declined.exact and declined.rollouts == 3
 
 
-def test_fetch_play_and_missing_files_through_the_cli(rro_home, tmp_path, monkeypatch):
+def test_fetch_play_and_missing_files_through_the_cli(catalog, tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
     from rro.cli import app

@@ -1,25 +1,26 @@
-"""WebShop's reward for a purchase, as upstream's `get_reward` computes it.
+"""WebShop's reward for a purchase, upstream's `web_agent_site/engine/goal.py` function for function
+(`get_type_reward`, `get_attribute_reward`, `get_option_reward`, `get_reward`).
 
-    reward = r_type * (matched attributes + matched options + [price <= limit])
+    reward = r_type * (matched attributes + matched goal options + [price <= limit])
                     / (goal attributes + goal options + 1)
 
 `r_type` (1, 0.5, 0.1 or 0) says whether the purchase is the right kind of product: the same search
 query, two shared category levels, or enough of the goal title's nouns (spaCy) in the purchased
-title. Attributes match an annotated attribute by fuzzy score (token set ratio > 85) or appear in
-the title, features or description; options match after colour normalisation (sizes exactly).
-Fuzzy scores are thefuzz's, which upstream uses: strings lower-cased with punctuation removed, the
-score rounded to an integer.
+title. A goal attribute matches when an annotated attribute scores > 85 with it, or else when it
+appears in the title, features or description. A goal option matches when some chosen option value
+scores > 85 with it, both colour-normalised (sizes too; no text fallback for options). Each goal
+attribute and goal option counts at most once, so a reward lies in [0, 1]. Scores are thefuzz's
+`token_set_ratio`, the library upstream calls, with its string processing and rounding.
 """
 
 from __future__ import annotations
 
 from functools import lru_cache
 
-from rapidfuzz import fuzz, utils
+from thefuzz import fuzz
 
 from rro.envs.webshop.catalog import Product
 
-EXACT_MATCH_OPTIONS = ("size",)
 NOUN_TAGS = ("PNOUN", "NOUN", "PROPN")  # upstream's list ("PNOUN" is no spaCy tag; kept as written)
 
 COLOR_SET = (
@@ -46,7 +47,9 @@ def normalize_color(value: str) -> str:
 
 
 def fuzzy_score(a: str, b: str) -> int:
-    return round(fuzz.token_set_ratio(a, b, processor=utils.default_process))
+    """thefuzz's token set ratio, as upstream calls it: both strings cut to ASCII (characters 128-255
+    dropped), lower-cased, punctuation turned into spaces, the score rounded to an integer."""
+    return fuzz.token_set_ratio(a, b)
 
 
 @lru_cache(maxsize=1)
@@ -63,12 +66,14 @@ def nouns(title: str) -> tuple[str, ...]:
 
 
 def goal_option_values(goal: dict) -> list[str]:
-    """A goal's wanted option values: human goals list them, synthetic ones map name -> value."""
+    """A goal's wanted option values: human goals (the only ones built here) list them; synthetic
+    ones map name -> value, and the values are what their instruction text asks for."""
     options = goal["goal_options"]
     return list(options.values()) if isinstance(options, dict) else list(options)
 
 
 def type_reward(product: Product, goal: dict) -> dict:
+    """Upstream's `get_type_reward`: is the purchase the kind of product the goal asks for?"""
     query_match = product.query == goal["query"]
     purchased_levels = {level.strip() for level in product.product_category.split("›")}
     goal_levels = {level.strip() for level in goal["product_category"].split("›")}
@@ -87,40 +92,40 @@ def type_reward(product: Product, goal: dict) -> dict:
     return {"r_type": r_type, "query_match": query_match, "category_match": category_match, "title_score": title_score}
 
 
-def _in_text(value: str, product: Product) -> bool:
-    return (value in product.title.lower() or value in " ".join(product.bullet_points).lower()
-            or value in product.description.lower())
-
-
-def attribute_matches(product: Product, goal_attributes: list[str]) -> int:
+def attribute_reward(product: Product, goal: dict) -> tuple[float, int]:
+    """Upstream's `get_attribute_reward`: each goal attribute counts once if some annotated attribute
+    scores > 85 with it, or else if it is a substring of the lower-cased title, features or
+    description."""
+    features = " ".join(product.bullet_points).lower()
     matches = 0
-    for wanted in goal_attributes:
-        if any(fuzzy_score(have, wanted) > 85 for have in product.attributes) or _in_text(wanted, product):
+    for wanted in goal["attributes"]:
+        if any(fuzzy_score(annotated, wanted) > 85 for annotated in product.attributes):
             matches += 1
-    return matches
+        elif wanted in product.title.lower() or wanted in features or wanted in product.description.lower():
+            matches += 1
+    return matches / len(goal["attributes"]), matches
 
 
-def option_matches(product: Product, goal_options: list[str], chosen: dict[str, str]) -> int:
-    goal_values = [normalize_color(value) for value in goal_options]
-    matches = 0
-    for name, value in chosen.items():
-        value = normalize_color(value)
-        if name.lower() in EXACT_MATCH_OPTIONS:
-            matched = value in goal_values
-        else:
-            matched = any(fuzzy_score(wanted, value) > 85 for wanted in goal_values)
-        if matched or _in_text(value, product):
-            matches += 1
-    return matches
+def option_reward(chosen: list[str], goal_options: list[str]) -> tuple[float | None, int]:
+    """Upstream's `get_option_reward`: each goal option counts once if some chosen option value scores
+    > 85 with it, both colour-normalised first. Every option is matched this way, sizes included, and
+    only against the chosen values (not the product's text), so the count never exceeds the number
+    of goal options. The share is None for a goal without options."""
+    chosen = [normalize_color(value) for value in chosen]
+    wanted = [normalize_color(value) for value in goal_options]
+    matches = sum(1 for goal_value in wanted if any(fuzzy_score(value, goal_value) > 85 for value in chosen))
+    return (matches / len(wanted) if wanted else None), matches
 
 
 def webshop_reward(product: Product, goal: dict, price: float, chosen: dict[str, str]) -> tuple[float, dict]:
-    """The reward of buying `product` at `price` with options `chosen` (name -> value) for `goal`."""
+    """Upstream's `get_reward`: the reward of buying `product` at `price` with the options `chosen`
+    (name -> value) for `goal`, with the parts it is made of."""
     goal_options = goal_option_values(goal)
     kind = type_reward(product, goal)
     price_ok = price <= goal["price_upper"]
-    n_attributes = attribute_matches(product, goal["attributes"])
-    n_options = option_matches(product, goal_options, chosen)
+    r_attribute, n_attributes = attribute_reward(product, goal)
+    r_option, n_options = option_reward(list(chosen.values()), goal_options)
     total = (n_attributes + n_options + price_ok) / (len(goal["attributes"]) + len(goal_options) + 1)
-    info = {**kind, "attribute_matches": n_attributes, "option_matches": n_options, "price_ok": price_ok}
+    info = {**kind, "r_attribute": r_attribute, "attribute_matches": n_attributes, "r_option": r_option,
+            "option_matches": n_options, "price_ok": price_ok}
     return total * kind["r_type"], info
