@@ -11,7 +11,18 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from rro.config import ConfigError, DpoConfig, EvalConfig, ExpertsConfig, ExploreConfig, PipelineConfig, SftConfig, load_config
+from rro.cli_options import config_command
+from rro.config import (
+    ConfigError,
+    DpoConfig,
+    EvalConfig,
+    ExpertsConfig,
+    ExploreConfig,
+    PipelineConfig,
+    PlayConfig,
+    ReportConfig,
+    SftConfig,
+)
 from rro.fetch import DataError
 
 app = typer.Typer(help="Train LLM agents with Reward Rising Optimization.", no_args_is_help=True)
@@ -22,25 +33,6 @@ model_app = typer.Typer(help="Named models: fetch and convert them once.", no_ar
 app.add_typer(db_app, name="db")
 app.add_typer(model_app, name="model")
 console = Console(stderr=True)
-
-# Options shared by every command that selects tasks; None means "not given" (keep the config's value).
-SplitOpt = typer.Option(None, help="train, test, all, or dev (WebShop's goals 500-1499).")
-SchemeOpt = typer.Option(None, help="InterCode-SQL: by-query (default, leak-free), by-db, or records (InterCode's order; leaky).")
-BackendOpt = typer.Option(None, help="InterCode-SQL: sqlite (embedded default) or mariadb (faithful; needs `rro db up`).")
-LimitOpt = typer.Option(None, help="Only the first N tasks of the split.")
-DbOpt = typer.Option(None, "--db", help="Only tasks on this database (repeatable).")
-HardnessOpt = typer.Option(None, "--hardness", help="Only tasks of this hardness: easy, medium, hard, extra (repeatable).")
-EmptyDbOpt = typer.Option(None, "--include-empty-dbs", help="Keep wta_1, whose tables hold no rows (every gold result is empty).")
-ConfigOpt = typer.Option(None, "--config", "-c", help="A TOML file with the command's settings; options override it.")
-# Options of every command that runs a model.
-ModelOpt = typer.Option(None, help="Model: a named model (smollm2-135m), a checkpoint folder or a transformers id.")
-EnvOpt = typer.Option(None, help="Environment: intercode-sql (default), webshop or webshop-full.")
-MaxStepsOpt = typer.Option(None, help="Turns before an episode is cut and scores 0 (default 10).")
-PolicyBackendOpt = typer.Option(None, help="hf (transformers, default) or openai (an OpenAI-compatible server).")
-BaseUrlOpt = typer.Option(None, help="The server for --policy-backend openai, e.g. http://127.0.0.1:8000/v1.")
-DtypeOpt = typer.Option(None, help="auto (bf16 where the hardware has it), float32, bfloat16.")
-MaxNewTokensOpt = typer.Option(None, help="Token limit of one agent turn.")
-SeedOpt = typer.Option(None, help="Sampling seed.")
 
 
 def _fail(message: str) -> None:
@@ -112,27 +104,12 @@ def data_splits(env: str = typer.Argument("intercode-sql")) -> None:
     Console().print(table)
 
 
-@data_app.command("experts")
-def data_experts(
-    env: str = typer.Argument("intercode-sql"),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output JSONL (chat messages, one trajectory per line)."),
-    split: Optional[str] = SplitOpt,
-    scheme: Optional[str] = SchemeOpt,
-    backend: Optional[str] = BackendOpt,
-    limit: Optional[int] = LimitOpt,
-    db: Optional[list[str]] = DbOpt,
-    hardness: Optional[list[str]] = HardnessOpt,
-    include_empty_dbs: Optional[bool] = EmptyDbOpt,
-    min_reward: Optional[float] = typer.Option(None, help="Keep trajectories scoring at least this (default 1.0)."),
-    config: Optional[Path] = ConfigOpt,
-) -> None:
-    """Write the oracle's trajectories that score at least --min-reward (1.0), in chat format for SFT."""
+@config_command(data_app, "experts", ExpertsConfig, arguments=("env",), on_error=_fail)
+def data_experts(cfg: ExpertsConfig) -> None:
+    """Write the oracle's trajectories that score at least --min-reward, in chat format for SFT."""
     from rro.experts import collect_experts
 
     try:
-        cfg = load_config(ExpertsConfig, config, env=env, output=output, split=split, scheme=scheme, backend=backend,
-                          limit=limit, dbs=db, hardness=hardness, include_empty_dbs=include_empty_dbs,
-                          min_reward=min_reward)
         report = collect_experts(cfg)
     except (ConfigError, DataError, ValueError, RuntimeError) as err:
         _fail(str(err))
@@ -171,12 +148,8 @@ def db_status() -> None:
         raise typer.Exit(code=3)
 
 
-@app.command()
-def play(
-    env: str = typer.Argument("intercode-sql"),
-    task: int = typer.Option(..., "--task", help="Task number (InterCode record index, WebShop goal index)."),
-    backend: str = typer.Option("sqlite", help="sqlite or mariadb (InterCode-SQL)."),
-) -> None:
+@config_command(app, "play", PlayConfig, arguments=("env",), only=("task", "backend"), on_error=_fail)
+def play(cfg: PlayConfig) -> None:
     """Play a task by hand: type one action per line (InterCode-SQL: a MySQL statement or submit;
     WebShop: search[keywords] or click[value]).
 
@@ -184,6 +157,7 @@ def play(
     """
     from rro.envs import make
 
+    env, task, backend = cfg.env, cfg.task, cfg.backend
     webshop = env in ("webshop", "webshop-full")
     try:
         if env == "intercode-sql":
@@ -226,39 +200,13 @@ def play(
     out.print(f"reward: {reward}" if done else "ended without submitting: reward 0")
 
 
-@app.command("eval")
-def eval_command(
-    model: Optional[str] = ModelOpt,
-    policy: Optional[str] = typer.Option(None, help="model (default) or expert (the oracle; no model needed)."),
-    env: Optional[str] = EnvOpt,
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output folder (episodes.jsonl, summary.json)."),
-    split: Optional[str] = SplitOpt,
-    scheme: Optional[str] = SchemeOpt,
-    backend: Optional[str] = BackendOpt,
-    limit: Optional[int] = LimitOpt,
-    db: Optional[list[str]] = DbOpt,
-    hardness: Optional[list[str]] = HardnessOpt,
-    include_empty_dbs: Optional[bool] = EmptyDbOpt,
-    max_steps: Optional[int] = MaxStepsOpt,
-    policy_backend: Optional[str] = PolicyBackendOpt,
-    base_url: Optional[str] = BaseUrlOpt,
-    dtype: Optional[str] = DtypeOpt,
-    temperature: Optional[float] = typer.Option(None, help="0 = greedy (default)."),
-    max_new_tokens: Optional[int] = MaxNewTokensOpt,
-    seed: Optional[int] = SeedOpt,
-    icl_shots: Optional[int] = typer.Option(None, help="In-context examples: 1 for base models, 0 for rro checkpoints (default)."),
-    config: Optional[Path] = ConfigOpt,
-) -> None:
+@config_command(app, "eval", EvalConfig, on_error=_fail)
+def eval_command(cfg: EvalConfig) -> None:
     """Evaluate a model (or the expert) on a split; resumable (rerun with the same -o to continue)."""
     from rro.evaluate import evaluate
     from rro.policy import PolicyError
 
     try:
-        cfg = load_config(EvalConfig, config, model=model, policy=policy, env=env, output=output, split=split,
-                          scheme=scheme, backend=backend, limit=limit, dbs=db, hardness=hardness,
-                          include_empty_dbs=include_empty_dbs, max_steps=max_steps, policy_backend=policy_backend,
-                          base_url=base_url, dtype=dtype, temperature=temperature, max_new_tokens=max_new_tokens,
-                          seed=seed, icl_shots=icl_shots)
         summary = evaluate(cfg)
     except (ConfigError, DataError, PolicyError, ValueError, RuntimeError) as err:
         _fail(str(err))
@@ -274,39 +222,13 @@ def eval_command(
     console.print(f"wrote {cfg.output}/summary.json")
 
 
-@app.command("explore")
-def explore_command(
-    strategy: Optional[str] = typer.Option(None, help="rising (RRO, default), fixed, ipr or outcome."),
-    model: Optional[str] = ModelOpt,
-    env: Optional[str] = EnvOpt,
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output folder (pairs.jsonl, walks.jsonl, stats.json)."),
-    split: Optional[str] = SplitOpt,
-    scheme: Optional[str] = SchemeOpt,
-    backend: Optional[str] = BackendOpt,
-    limit: Optional[int] = LimitOpt,
-    db: Optional[list[str]] = DbOpt,
-    hardness: Optional[list[str]] = HardnessOpt,
-    rollouts: Optional[int] = typer.Option(None, help="N: rollouts per value estimate (default 5)."),
-    max_candidates: Optional[int] = typer.Option(None, help="K: most candidates per step (default 5)."),
-    max_steps: Optional[int] = MaxStepsOpt,
-    max_new_tokens: Optional[int] = MaxNewTokensOpt,
-    dtype: Optional[str] = DtypeOpt,
-    policy_backend: Optional[str] = PolicyBackendOpt,
-    base_url: Optional[str] = BaseUrlOpt,
-    seed: Optional[int] = SeedOpt,
-    adaptive: Optional[bool] = typer.Option(None, "--adaptive", help="Stop a candidate's rollouts once it cannot rise."),
-    config: Optional[Path] = ConfigOpt,
-) -> None:
+@config_command(app, "explore", ExploreConfig, on_error=_fail)
+def explore_command(cfg: ExploreConfig) -> None:
     """Explore tasks with a strategy and collect step-level preference pairs; resumable."""
     from rro.explore import explore
     from rro.policy import PolicyError
 
     try:
-        cfg = load_config(ExploreConfig, config, strategy=strategy, model=model, env=env, output=output, split=split,
-                          scheme=scheme, backend=backend, limit=limit, dbs=db, hardness=hardness, rollouts=rollouts,
-                          max_candidates=max_candidates, max_steps=max_steps, max_new_tokens=max_new_tokens,
-                          dtype=dtype, policy_backend=policy_backend, base_url=base_url, seed=seed,
-                          adaptive=adaptive)
         stats = explore(cfg)
     except (ConfigError, DataError, PolicyError, ValueError, RuntimeError) as err:
         _fail(str(err))
@@ -323,17 +245,6 @@ def explore_command(
     console.print(f"wrote {cfg.output}/pairs.jsonl, walks.jsonl, steps.jsonl, stats.json")
 
 
-# Options of the training commands.
-EpochsOpt = typer.Option(None, help="Passes over the data (may be fractional).")
-LearningRateOpt = typer.Option(None, "--lr", help="Peak learning rate (cosine schedule).")
-BatchSizeOpt = typer.Option(None, help="Records per device and step (gradient accumulation: --grad-accum).")
-GradAccumOpt = typer.Option(None, "--grad-accum", help="Steps accumulated per optimizer update.")
-MaxLengthOpt = typer.Option(None, help="Token limit of one record.")
-LoraOpt = typer.Option(None, "--lora/--full", help="LoRA adapters (merged on save) or full fine-tuning (default).")
-PrecisionOpt = typer.Option(None, help="auto (bf16 autocast where supported), bf16 or fp32.")
-ReportToOpt = typer.Option(None, help="Loss curves to none (default), tensorboard or wandb.")
-
-
 def _print_training(record: dict) -> None:
     metrics = record.get("metrics", {})
     console.print(f"[green]trained[/green] {record['kind']} on {record['records']} records "
@@ -342,80 +253,37 @@ def _print_training(record: dict) -> None:
                   f"-> {record['config']['output']}")
 
 
-@app.command()
-def sft(
-    model: Optional[str] = ModelOpt,
-    data: Optional[list[Path]] = typer.Option(None, help="Expert trajectories (JSONL with `messages`; repeatable)."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="The checkpoint folder to write."),
-    limit: Optional[int] = typer.Option(None, help="Only the first N trajectories."),
-    epochs: Optional[float] = EpochsOpt,
-    lr: Optional[float] = LearningRateOpt,
-    batch_size: Optional[int] = BatchSizeOpt,
-    grad_accum: Optional[int] = GradAccumOpt,
-    max_length: Optional[int] = MaxLengthOpt,
-    lora: Optional[bool] = LoraOpt,
-    precision: Optional[str] = PrecisionOpt,
-    report_to: Optional[str] = ReportToOpt,
-    seed: Optional[int] = SeedOpt,
-    config: Optional[Path] = ConfigOpt,
-) -> None:
+@config_command(app, "sft", SftConfig, on_error=_fail)
+def sft(cfg: SftConfig) -> None:
     """Supervised fine-tuning on expert trajectories (loss on assistant turns); resumable."""
     from rro.train.sft import sft as run_sft
 
     try:
-        cfg = load_config(SftConfig, config, model=model, data=data or None, output=output, limit=limit,
-                          epochs=epochs, learning_rate=lr, batch_size=batch_size, gradient_accumulation_steps=grad_accum,
-                          max_length=max_length, lora=lora, precision=precision, report_to=report_to, seed=seed)
         record = run_sft(cfg)
     except (ConfigError, DataError, FileNotFoundError, ValueError, RuntimeError) as err:
         _fail(str(err))
     _print_training(record)
 
 
-@app.command()
-def dpo(
-    model: Optional[str] = typer.Option(None, help="The SFT checkpoint to start from; it is also the reference model."),
-    pairs: Optional[list[Path]] = typer.Option(None, help="Preference pairs (pairs.jsonl from rro explore; repeatable)."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="The checkpoint folder to write."),
-    limit: Optional[int] = typer.Option(None, help="Only the first N pairs."),
-    beta: Optional[float] = typer.Option(None, help="DPO's beta (default 0.1)."),
-    sft_weight: Optional[float] = typer.Option(None, help="Weight of an SFT term on the chosen side (IPR's mixture; 0 = plain DPO)."),
-    epochs: Optional[float] = EpochsOpt,
-    lr: Optional[float] = LearningRateOpt,
-    batch_size: Optional[int] = BatchSizeOpt,
-    grad_accum: Optional[int] = GradAccumOpt,
-    max_length: Optional[int] = MaxLengthOpt,
-    lora: Optional[bool] = LoraOpt,
-    precision: Optional[str] = PrecisionOpt,
-    report_to: Optional[str] = ReportToOpt,
-    seed: Optional[int] = SeedOpt,
-    config: Optional[Path] = ConfigOpt,
-) -> None:
+@config_command(app, "dpo", DpoConfig, on_error=_fail)
+def dpo(cfg: DpoConfig) -> None:
     """DPO on preference pairs, against the starting model as reference; resumable."""
     from rro.train.dpo import dpo as run_dpo
 
     try:
-        cfg = load_config(DpoConfig, config, model=model, pairs=pairs or None, output=output, limit=limit, beta=beta,
-                          sft_weight=sft_weight, epochs=epochs, learning_rate=lr, batch_size=batch_size,
-                          gradient_accumulation_steps=grad_accum, max_length=max_length, lora=lora,
-                          precision=precision, report_to=report_to, seed=seed)
         record = run_dpo(cfg)
     except (ConfigError, DataError, FileNotFoundError, ValueError, RuntimeError) as err:
         _fail(str(err))
     _print_training(record)
 
 
-@app.command("run")
-def run_command(
-    config: Path = typer.Argument(..., help="The pipeline's TOML file (see configs/)."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Run directory (overrides the config's)."),
-) -> None:
+@config_command(app, "run", PipelineConfig, only=("output",), config_argument=True, on_error=_fail)
+def run_command(cfg: PipelineConfig) -> None:
     """The whole pipeline: experts -> sft -> eval -> explore -> dpo -> eval; resumable, stage by stage."""
     from rro.pipeline import run_pipeline
     from rro.policy import PolicyError
 
     try:
-        cfg = load_config(PipelineConfig, config, output=output)
         results = run_pipeline(cfg)
     except (ConfigError, DataError, PolicyError, FileNotFoundError, ValueError, RuntimeError) as err:
         _fail(str(err))
@@ -423,21 +291,17 @@ def run_command(
                   f"-> {cfg.output}/results.json (tables and plots: rro report {cfg.output} -o OUT)")
 
 
-@app.command()
-def report(
-    runs: list[Path] = typer.Argument(..., help="Run directories of `rro run`."),
-    output: Path = typer.Option(..., "--output", "-o", help="Folder for results.md, results.csv and the plots."),
-    resamples: int = typer.Option(2000, help="Bootstrap resamples for the confidence intervals."),
-) -> None:
+@config_command(app, "report", ReportConfig, arguments=("runs",), on_error=_fail)
+def report(cfg: ReportConfig) -> None:
     """Results table (markdown, CSV) and plots (PNG) of one or more pipeline runs."""
     from rro.report import write_report
 
     try:
-        table = write_report(runs, output, resamples=resamples)
+        table = write_report(cfg.runs, cfg.output, resamples=cfg.resamples)
     except (FileNotFoundError, ValueError) as err:
         _fail(str(err))
     print(table)
-    console.print(f"wrote {output}/results.md, results.csv, paired.md and the plots")
+    console.print(f"wrote {cfg.output}/results.md, results.csv, paired.md and the plots")
 
 
 @model_app.command("fetch")

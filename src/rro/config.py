@@ -17,6 +17,10 @@ class ConfigError(ValueError):
     pass
 
 
+# The command-line flags of every command's output field.
+OUTPUT = {"cli": ["--output", "-o"]}
+
+
 class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid")  # a misspelt field is an error, not silently ignored
 
@@ -25,17 +29,23 @@ class TaskSelection(StrictModel):
     """Which tasks of which environment, and how the environment runs them. Some settings belong
     to one environment (scheme, dbs, hardness, include_empty_dbs and backend: InterCode-SQL's)."""
 
-    env: str = "intercode-sql"
-    split: Literal["train", "dev", "test", "all"] = "test"  # dev: WebShop's goals 500-1499
-    scheme: Literal["by-query", "by-db", "records"] = "by-query"
-    dbs: list[str] = Field(default_factory=list)
-    hardness: list[Literal["easy", "medium", "hard", "extra"]] = Field(default_factory=list)
-    include_empty_dbs: bool = False
-    limit: int | None = Field(default=None, ge=1)
-    backend: Literal["sqlite", "mariadb"] = "sqlite"
-    max_steps: int = Field(default=10, ge=1)
-    # End an episode after this many consecutive turns without a valid action (0 = never).
-    max_invalid_turns: int = Field(default=3, ge=0)
+    env: str = Field(default="intercode-sql", description="The environment (`rro envs` lists them).")
+    split: Literal["train", "dev", "test", "all"] = Field(
+        default="test", description="Which tasks: train, test, all, or dev (WebShop's goals 500-1499).")
+    scheme: Literal["by-query", "by-db", "records"] = Field(
+        default="by-query", description="InterCode-SQL: by-query (leak-free), by-db, or records (InterCode's order; leaky).")
+    dbs: list[str] = Field(default_factory=list, description="InterCode-SQL: only tasks on this database.",
+                           json_schema_extra={"cli": ["--db"]})
+    hardness: list[Literal["easy", "medium", "hard", "extra"]] = Field(
+        default_factory=list, description="InterCode-SQL: only tasks of this hardness.")
+    include_empty_dbs: bool = Field(
+        default=False, description="InterCode-SQL: keep wta_1, whose tables hold no rows (every gold result is empty).")
+    limit: int | None = Field(default=None, ge=1, description="Only the first N tasks of the split.")
+    backend: Literal["sqlite", "mariadb"] = Field(
+        default="sqlite", description="InterCode-SQL: sqlite (embedded) or mariadb (faithful; needs `rro db up`).")
+    max_steps: int = Field(default=10, ge=1, description="Turns before an episode is cut and scores 0.")
+    max_invalid_turns: int = Field(
+        default=3, ge=0, description="End an episode after this many consecutive turns without a valid action (0 = never).")
 
     @model_validator(mode="after")
     def _options_of_the_env(self):
@@ -66,19 +76,25 @@ _ENV_SPECIFIC = ("scheme", "dbs", "hardness", "include_empty_dbs", "backend")
 class PolicyConfig(StrictModel):
     """Which model writes the agent's turns, where it runs, and how it samples."""
 
-    model: str = "smollm2-135m"  # a named model, a local checkpoint, or a transformers model id
-    policy_backend: Literal["hf", "openai"] = "hf"
-    base_url: str | None = None  # the OpenAI-compatible server, for policy_backend = "openai"
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
-    device: str = "auto"
-    max_batch_size: int | None = Field(default=None, ge=1)
-    temperature: float = Field(default=0.0, ge=0.0)  # 0 = greedy
-    top_p: float = Field(default=1.0, gt=0.0, le=1.0)
-    max_new_tokens: int = Field(default=256, ge=1)
-    seed: int = 0
-    # In-context examples in the first message; None = 1 for a base model, 0 for a checkpoint
-    # trained by rro (it learnt the format).
-    icl_shots: int | None = Field(default=None, ge=0, le=1)
+    model: str = Field(default="smollm2-135m",
+                       description="Model: a named model (smollm2-135m), a checkpoint folder or a transformers id.")
+    policy_backend: Literal["hf", "openai"] = Field(
+        default="hf", description="hf (transformers) or openai (an OpenAI-compatible server).")
+    base_url: str | None = Field(
+        default=None, description="The server for --policy-backend openai, e.g. http://127.0.0.1:8000/v1.")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        default="auto", description="Weights' type; auto: bf16 where the hardware has it.")
+    device: str = Field(default="auto", description="Where the model runs: auto, cpu, cuda, cuda:1, ...")
+    max_batch_size: int | None = Field(
+        default=None, ge=1, description="Most conversations per forward pass (default: all at once).")
+    temperature: float = Field(default=0.0, ge=0.0, description="Sampling temperature; 0 = greedy.")
+    top_p: float = Field(default=1.0, gt=0.0, le=1.0, description="Nucleus sampling's top-p.")
+    max_new_tokens: int = Field(default=256, ge=1, description="Token limit of one agent turn.")
+    seed: int = Field(default=0, description="Sampling seed.")
+    # The format is learnt in training, so a trained checkpoint needs no example.
+    icl_shots: int | None = Field(
+        default=None, ge=0, le=1,
+        description="In-context examples in the first message (default: 1 for a base model, 0 for an rro checkpoint).")
 
     def resolved_icl_shots(self) -> int:
         if self.icl_shots is not None:
@@ -96,17 +112,18 @@ class PolicyConfig(StrictModel):
 
 
 class EvalConfig(TaskSelection, PolicyConfig):
-    policy: Literal["model", "expert"] = "model"
-    tasks_per_batch: int = Field(default=64, ge=1)  # episodes run together (and environments open at once)
-    output: Path
+    policy: Literal["model", "expert"] = Field(default="model", description="model, or expert (the oracle; no model needed).")
+    tasks_per_batch: int = Field(default=64, ge=1, description="Episodes run together (and environments open at once).")
+    output: Path = Field(description="Output folder (episodes.jsonl, summary.json).", json_schema_extra=OUTPUT)
 
 
 class ExpertsConfig(TaskSelection):
-    split: Literal["train", "dev", "test", "all"] = "train"
-    # Keep trajectories scoring at least this. WebShop's oracle scores below 1.0 when search misses
-    # the goal product; lower it there to train on near misses as well.
-    min_reward: float = 1.0
-    output: Path
+    split: Literal["train", "dev", "test", "all"] = Field(
+        default="train", description="Which tasks: train, test, all, or dev (WebShop's goals 500-1499).")
+    # WebShop's oracle scores below 1.0 when search misses the goal product; lower it there to train
+    # on near misses as well.
+    min_reward: float = Field(default=1.0, description="Keep trajectories scoring at least this.")
+    output: Path = Field(description="Output JSONL (chat messages, one trajectory per line).", json_schema_extra=OUTPUT)
 
 
 Config = TypeVar("Config", bound=BaseModel)
@@ -141,21 +158,26 @@ def load_config(cls: type[Config], path: Path | None = None, **overrides: Any) -
 class ExploreConfig(TaskSelection, PolicyConfig):
     """`rro explore`: collect preference pairs with one strategy. Defaults follow DESIGN §2."""
 
-    split: Literal["train", "dev", "test", "all"] = "train"
-    strategy: Literal["rising", "fixed", "ipr", "outcome"] = "rising"
-    rollouts: int = Field(default=5, ge=1)  # N: rollouts per Q (or V) estimate
-    max_candidates: int = Field(default=5, ge=1)  # K_max for rising, K for fixed
-    temperature: float = Field(default=1.0, ge=0.0)  # T_explore: how candidates are drawn
-    rollout_temperature: float = Field(default=1.0, ge=0.0)  # T_rollout: how rollouts continue
-    margin: float = 0.0  # rising means q > prev + margin
-    pair_gap: float = Field(default=0.01, ge=0.0)  # pair when q(best) - q(other) >= pair_gap
-    prev0: Literal["value", "zero"] = "value"  # the value the first step must rise above
-    on_no_rise: Literal["continue", "stop"] = "continue"
-    tau: float = Field(default=0.0, ge=0.0)  # ipr/outcome: pair when the expert is better by more than tau
-    # Stop a rising candidate's rollouts once it can no longer rise (decisions stay the same).
-    adaptive: bool = False
-    tasks_per_batch: int = Field(default=8, ge=1)  # tasks explored together (one resumable chunk)
-    output: Path
+    split: Literal["train", "dev", "test", "all"] = Field(
+        default="train", description="Which tasks: train, test, all, or dev (WebShop's goals 500-1499).")
+    strategy: Literal["rising", "fixed", "ipr", "outcome"] = Field(
+        default="rising", description="rising (RRO), fixed (K candidates every step), ipr or outcome.")
+    rollouts: int = Field(default=5, ge=1, description="N: rollouts per value estimate.")
+    max_candidates: int = Field(default=5, ge=1, description="K: most candidates per step (rising), or all of them (fixed).")
+    temperature: float = Field(default=1.0, ge=0.0, description="T_explore: the temperature candidates are drawn at.")
+    rollout_temperature: float = Field(default=1.0, ge=0.0, description="T_rollout: the temperature rollouts continue at.")
+    margin: float = Field(default=0.0, description="A candidate rises when its Q > the previous value + margin.")
+    pair_gap: float = Field(default=0.01, ge=0.0, description="Pair two candidates when their Qs differ by at least this.")
+    prev0: Literal["value", "zero"] = Field(
+        default="value", description="What the first step must rise above: the start state's value, or zero.")
+    on_no_rise: Literal["continue", "stop"] = Field(
+        default="continue", description="When no candidate rises: continue from the best, or stop the task.")
+    tau: float = Field(default=0.0, ge=0.0, description="ipr/outcome: pair when the expert is better by more than tau.")
+    # Decisions stay the same: a candidate is only cut once its remaining rollouts cannot change them.
+    adaptive: bool = Field(default=False, description="Stop a candidate's rollouts once it cannot rise.")
+    tasks_per_batch: int = Field(default=8, ge=1, description="Tasks explored together (one resumable chunk).")
+    output: Path = Field(description="Output folder (pairs.jsonl, walks.jsonl, steps.jsonl, stats.json).",
+                         json_schema_extra=OUTPUT)
 
 
 def guard_output_dir(config: BaseModel, out: Path, keys: tuple[str, ...]) -> None:
@@ -178,45 +200,53 @@ def guard_output_dir(config: BaseModel, out: Path, keys: tuple[str, ...]) -> Non
 class TrainConfig(StrictModel):
     """What `rro sft` and `rro dpo` share. Defaults suit a 135M model on 2 CPU cores."""
 
-    model: str = "smollm2-135m"  # where training starts: a named model, a checkpoint or a model id
-    output: Path  # the trained checkpoint (an ordinary transformers folder)
-    limit: int | None = Field(default=None, ge=1)  # train on the first N records only
-    epochs: float = Field(default=2.0, gt=0)
-    learning_rate: float = Field(default=1e-4, gt=0)
-    batch_size: int = Field(default=2, ge=1)  # per device
-    gradient_accumulation_steps: int = Field(default=4, ge=1)
-    warmup_steps: float = Field(default=0.05, ge=0)  # a fraction of all steps when below 1
-    max_length: int = Field(default=1024, ge=32)  # tokens of one record (prompt + completion)
-    lora: bool = False  # full fine-tuning by default; LoRA adapters are merged into the saved weights
-    lora_r: int = Field(default=16, ge=1)
-    lora_alpha: int = Field(default=32, ge=1)
-    # auto: bf16 autocast (fp32 master weights) on GPUs and CPUs with native bf16, else fp32.
-    precision: Literal["auto", "bf16", "fp32"] = "auto"
-    # Recompute activations in the backward pass: less memory (set it for billion-parameter models),
-    # but 1.1-1.2x slower for a 135M model on 2 CPU cores (bench/sft_throughput.py).
-    activation_checkpointing: bool = False
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    save_steps: int = Field(default=20, ge=1)  # optimizer steps between resumable checkpoints
-    logging_steps: int = Field(default=5, ge=1)
-    report_to: Literal["none", "tensorboard", "wandb"] = "none"
-    seed: int = 0
+    model: str = Field(default="smollm2-135m",
+                       description="Where training starts: a named model (smollm2-135m), a checkpoint folder or a transformers id.")
+    output: Path = Field(description="The checkpoint folder to write (an ordinary transformers folder).",
+                         json_schema_extra=OUTPUT)
+    limit: int | None = Field(default=None, ge=1, description="Train on the first N records only.")
+    epochs: float = Field(default=2.0, gt=0, description="Passes over the data (may be fractional).")
+    learning_rate: float = Field(default=1e-4, gt=0, description="Peak learning rate (cosine schedule).",
+                                 json_schema_extra={"cli": ["--lr"]})
+    batch_size: int = Field(default=2, ge=1, description="Records per device and step (gradient accumulation: --grad-accum).")
+    gradient_accumulation_steps: int = Field(default=4, ge=1, description="Steps accumulated per optimizer update.",
+                                             json_schema_extra={"cli": ["--grad-accum"]})
+    warmup_steps: float = Field(default=0.05, ge=0, description="Warm-up steps; a fraction of all steps when below 1.")
+    max_length: int = Field(default=1024, ge=32, description="Token limit of one record (prompt + completion).")
+    lora: bool = Field(default=False, description="LoRA adapters (merged into the saved weights) or full fine-tuning.",
+                       json_schema_extra={"cli": ["--lora/--full"]})
+    lora_r: int = Field(default=16, ge=1, description="LoRA's rank.")
+    lora_alpha: int = Field(default=32, ge=1, description="LoRA's alpha.")
+    precision: Literal["auto", "bf16", "fp32"] = Field(
+        default="auto", description="auto: bf16 autocast (fp32 master weights) on GPUs and CPUs with native bf16, else fp32.")
+    # Less memory (set it for billion-parameter models), but 1.1-1.2x slower for a 135M model on 2
+    # CPU cores (bench/sft_throughput.py).
+    activation_checkpointing: bool = Field(default=False, description="Recompute activations in the backward pass.")
+    device: Literal["auto", "cpu", "cuda"] = Field(default="auto", description="Where to train.")
+    save_steps: int = Field(default=20, ge=1, description="Optimizer steps between resumable checkpoints.")
+    logging_steps: int = Field(default=5, ge=1, description="Optimizer steps between loss log lines.")
+    report_to: Literal["none", "tensorboard", "wandb"] = Field(default="none", description="Where loss curves go.")
+    seed: int = Field(default=0, description="Training seed.")
 
 
 class SftConfig(TrainConfig):
     """`rro sft`: supervised fine-tuning on expert trajectories, loss on assistant turns only."""
 
-    data: list[Path] = Field(min_length=1)  # JSONL files with a `messages` list per line (rro data experts)
+    data: list[Path] = Field(min_length=1, description="Expert trajectories (JSONL with `messages`, from rro data experts).")
 
 
 class DpoConfig(TrainConfig):
     """`rro dpo`: DPO on preference pairs; the reference model is the starting (SFT) model."""
 
-    pairs: list[Path] = Field(min_length=1)  # pairs.jsonl files (rro explore); step and outcome pairs mix
-    epochs: float = Field(default=2.0, gt=0)
-    learning_rate: float = Field(default=1e-5, gt=0)
-    beta: float = Field(default=0.1, gt=0)
-    # Weight of an SFT (NLL) term on the chosen side, as IPR's mixture loss; 0 = plain DPO.
-    sft_weight: float = Field(default=0.0, ge=0)
+    model: str = Field(default="smollm2-135m",
+                       description="The SFT checkpoint to start from; it is also the reference model.")
+    pairs: list[Path] = Field(min_length=1, description="Preference pairs (pairs.jsonl from rro explore; step and outcome pairs mix).")
+    epochs: float = Field(default=2.0, gt=0, description="Passes over the data (may be fractional).")
+    learning_rate: float = Field(default=1e-5, gt=0, description="Peak learning rate (cosine schedule).",
+                                 json_schema_extra={"cli": ["--lr"]})
+    beta: float = Field(default=0.1, gt=0, description="DPO's beta.")
+    sft_weight: float = Field(default=0.0, ge=0,
+                              description="Weight of an SFT (NLL) term on the chosen side, as IPR's mixture loss; 0 = plain DPO.")
 
 
 class PipelineConfig(StrictModel):
@@ -227,15 +257,32 @@ class PipelineConfig(StrictModel):
     refused in the tables.
     """
 
-    output: Path  # the run directory
-    model: str = "smollm2-135m"  # where SFT starts
-    env: str = "intercode-sql"
-    backend: Literal["sqlite", "mariadb"] = "sqlite"
-    scheme: Literal["by-query", "by-db", "records"] = "by-query"
-    strategies: list[Literal["rising", "fixed", "ipr", "outcome"]] = Field(default_factory=lambda: ["rising"], min_length=1)
-    iterations: int = Field(default=1, ge=1)  # explore -> dpo -> eval again from the newest model, as IPR
-    experts: dict[str, Any] = Field(default_factory=dict)
-    sft: dict[str, Any] = Field(default_factory=dict)
-    eval: dict[str, Any] = Field(default_factory=dict)
-    explore: dict[str, Any] = Field(default_factory=dict)
-    dpo: dict[str, Any] = Field(default_factory=dict)
+    output: Path = Field(description="The run directory.", json_schema_extra=OUTPUT)
+    model: str = Field(default="smollm2-135m", description="Where SFT starts.")
+    env: str = Field(default="intercode-sql", description="The environment (`rro envs` lists them).")
+    backend: Literal["sqlite", "mariadb"] = Field(
+        default="sqlite", description="InterCode-SQL: sqlite (embedded) or mariadb (faithful; needs `rro db up`).")
+    scheme: Literal["by-query", "by-db", "records"] = Field(
+        default="by-query", description="InterCode-SQL: by-query (leak-free), by-db, or records (InterCode's order; leaky).")
+    strategies: list[Literal["rising", "fixed", "ipr", "outcome"]] = Field(
+        default_factory=lambda: ["rising"], min_length=1, description="The exploration strategies compared.")
+    iterations: int = Field(default=1, ge=1, description="explore -> dpo -> eval again from the newest model, as IPR.")
+    experts: dict[str, Any] = Field(default_factory=dict, description="`rro data experts` settings.")
+    sft: dict[str, Any] = Field(default_factory=dict, description="`rro sft` settings.")
+    eval: dict[str, Any] = Field(default_factory=dict, description="`rro eval` settings (both evaluations).")
+    explore: dict[str, Any] = Field(default_factory=dict, description="`rro explore` settings.")
+    dpo: dict[str, Any] = Field(default_factory=dict, description="`rro dpo` settings.")
+
+
+class PlayConfig(TaskSelection):
+    """`rro play`: one task by hand."""
+
+    task: int = Field(description="Task number (InterCode record index, WebShop goal index).")
+
+
+class ReportConfig(StrictModel):
+    """`rro report`: tables and plots of pipeline runs."""
+
+    runs: list[Path] = Field(min_length=1, description="Run directories of `rro run`.")
+    output: Path = Field(description="Folder for results.md, results.csv and the plots.", json_schema_extra=OUTPUT)
+    resamples: int = Field(default=2000, ge=1, description="Bootstrap resamples for the confidence intervals.")
