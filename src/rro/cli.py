@@ -13,6 +13,7 @@ from rich.table import Table
 
 from rro.cli_options import config_command
 from rro.config import (
+    ENV_OPTIONS,
     ConfigError,
     DpoConfig,
     EvalConfig,
@@ -47,24 +48,40 @@ def _intercode_dump():
     return require_cached(DUMP_FILE)
 
 
+@app.command("envs")
+def envs_command() -> None:
+    """The installed environments (built-in and from other packages' `rro.envs` entry points), with
+    their options."""
+    from rro.cli_options import describe_field
+    from rro.envs import base
+
+    table = Table("environment", "what", "options", "from", show_lines=True)
+    for env_spec in base.specs():
+        options = "\n".join(describe_field(name, field) for name, field in env_spec.options.model_fields.items())
+        what = (f"{env_spec.description}\nsplits: {', '.join(env_spec.splits)}; reward in "
+                f"[{env_spec.reward_range[0]:g}, {env_spec.reward_range[1]:g}]; "
+                f"ends with: {', '.join(sorted(env_spec.terminal_actions))}")
+        table.add_row(env_spec.name, what, options or "-", base.origin(env_spec.name))
+    Console().print(table, markup=False)
+    for where, reason in base.broken().items():
+        console.print(f"[red]not loaded[/red] {where}: {reason}", markup=True, highlight=False)
+
+
 @data_app.command("fetch")
 def data_fetch(
-    env: str = typer.Argument(..., help="Which dataset: intercode-sql, webshop (1000 products) or webshop-full."),
+    env: str = typer.Argument(..., help="The environment whose data files to fetch (`rro envs` lists them)."),
     source: Optional[Path] = typer.Option(None, "--from", help="A local mirror folder to copy from instead of downloading."),
 ) -> None:
     """Download (or copy from a mirror) and verify an environment's data files."""
+    from rro.envs import spec
     from rro.fetch import ensure_file
 
-    if env == "intercode-sql":
-        from rro.envs.intercode_sql.dataset import DUMP_FILE, TASKS_FILE
-
-        remotes = (TASKS_FILE, DUMP_FILE)
-    elif env in ("webshop", "webshop-full"):
-        from rro.envs.webshop.catalog import ENV_NAMES, data_files
-
-        remotes = data_files(ENV_NAMES[env])
-    else:
-        _fail(f"unknown dataset {env!r}; available: intercode-sql, webshop, webshop-full")
+    try:
+        remotes = spec(env).data_files()
+    except KeyError as err:
+        _fail(err.args[0])
+    if not remotes:
+        console.print(f"{env} has no data files to fetch")
     try:
         for remote in remotes:
             path = ensure_file(remote, source)
@@ -75,7 +92,7 @@ def data_fetch(
 
 @data_app.command("splits")
 def data_splits(env: str = typer.Argument("intercode-sql")) -> None:
-    """Print the task counts of every split (InterCode-SQL: of every split scheme)."""
+    """Print the task counts of every split (InterCode-SQL: of every split scheme, with leaks)."""
     from rro.envs.intercode_sql.dataset import SPLIT_SCHEMES, load_tasks, normalize_sql
 
     if env in ("webshop", "webshop-full"):
@@ -91,7 +108,8 @@ def data_splits(env: str = typer.Argument("intercode-sql")) -> None:
         Console().print(table)
         return
     if env != "intercode-sql":
-        _fail(f"unknown environment {env!r}")
+        _plain_splits(env)
+        return
     table = Table("scheme", "train", "test", "test golds also in train", "test databases")
     try:
         for scheme in SPLIT_SCHEMES:
@@ -101,6 +119,19 @@ def data_splits(env: str = typer.Argument("intercode-sql")) -> None:
             table.add_row(scheme, str(len(train)), str(len(test)), str(leaks), str(len({t.fields["db"] for t in test})))
     except DataError as err:
         _fail(str(err))
+    Console().print(table)
+
+
+def _plain_splits(env: str) -> None:
+    from rro.envs import spec
+
+    try:
+        env_spec = spec(env)
+        table = Table("split", "tasks")
+        for split in env_spec.splits:
+            table.add_row(split, str(len(env_spec.load_tasks(split=split))))
+    except (KeyError, DataError, ValueError) as err:
+        _fail(str(err.args[0] if isinstance(err, KeyError) else err))
     Console().print(table)
 
 
@@ -148,39 +179,27 @@ def db_status() -> None:
         raise typer.Exit(code=3)
 
 
-@config_command(app, "play", PlayConfig, arguments=("env",), only=("task", "backend"), on_error=_fail)
+@config_command(app, "play", PlayConfig, arguments=("env",), only=("task", "split", *ENV_OPTIONS), on_error=_fail)
 def play(cfg: PlayConfig) -> None:
     """Play a task by hand: type one action per line (InterCode-SQL: a MySQL statement or submit;
-    WebShop: search[keywords] or click[value]).
+    WebShop: search\\[keywords] or click\\[value]).
 
     Reads standard input, so it can be scripted: `printf 'SHOW TABLES\\nsubmit\\n' | rro play ...`.
     """
-    from rro.envs import make
+    from rro.envs import spec
 
-    env, task, backend = cfg.env, cfg.task, cfg.backend
-    webshop = env in ("webshop", "webshop-full")
     try:
-        if env == "intercode-sql":
-            from rro.envs.intercode_sql.dataset import task_by_id
-
-            the_task, environment = task_by_id(task), make(env, backend=backend)
-            how = "Type a MySQL statement or `submit` (one per line)."
-        elif webshop:
-            from rro.envs.webshop.catalog import ENV_NAMES, goal_task, load_catalog
-
-            goals = load_catalog(ENV_NAMES[env]).goals
-            if not 0 <= task < len(goals):
-                raise ValueError(f"--task must be a goal index from 0 to {len(goals) - 1}")
-            the_task, environment = goal_task(env, task, goals[task]), make(env)
-            how = "Type search[keywords] or click[value] (one per line)."
-        else:
-            raise ValueError(f"unknown environment {env!r}")
+        tasks = {task.id: task for task in cfg.tasks()}
+        if cfg.task not in tasks:
+            raise ValueError(f"{cfg.env} has no task {cfg.task!r} in split {cfg.split} (ids: "
+                             f"{', '.join(list(tasks)[:3])}, ... {', '.join(list(tasks)[-2:])})")
+        the_task, environment, how = tasks[cfg.task], cfg.make_env(), spec(cfg.env).format_help
     except (DataError, ValueError, RuntimeError) as err:
         _fail(str(err))
     out = Console()
     interactive = sys.stdin.isatty()
     out.print(environment.reset(the_task), markup=False)
-    out.print(how, style="dim")
+    out.print(f"Type one action per line, as an agent writes it after 'Action:' ({how})", style="dim", markup=False)
     done, reward = False, 0.0
     try:
         while not done:
@@ -193,7 +212,7 @@ def play(cfg: PlayConfig) -> None:
                 continue
             observation, reward, done, info = environment.step(line.strip())
             out.print(observation, markup=False, highlight=False)
-            if webshop and not done:
+            if "available_actions" in info and not done:  # WebShop lists what can be clicked
                 out.print("clickable: " + ", ".join(info["available_actions"]["clickables"]), style="dim", markup=False)
     finally:
         environment.close()
@@ -211,7 +230,8 @@ def eval_command(cfg: EvalConfig) -> None:
     except (ConfigError, DataError, PolicyError, ValueError, RuntimeError) as err:
         _fail(str(err))
     who = cfg.model if cfg.policy == "model" else "expert"
-    table = Table("metric", "value", title=f"{who} on {cfg.env} {cfg.split} ({cfg.backend})")
+    settings = ", ".join(f"{name} {value}" for name, value in cfg.env_options().items() if value not in ([], False))
+    table = Table("metric", "value", title=f"{who} on {cfg.env} {cfg.split}" + (f" ({settings})" if settings else ""))
     for key in ("tasks", "avg_reward", "success_rate", "mean_steps", "invalid_turn_rate", "generated_tokens",
                 "wall_seconds_this_run"):
         value = summary[key]

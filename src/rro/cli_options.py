@@ -67,6 +67,22 @@ def _default_text(field: FieldInfo) -> str | None:
     return str(default)
 
 
+def describe_field(name: str, field: FieldInfo) -> str:
+    """One line for a listing: `--flag`, its choices or type, its default and its description."""
+    kind = _option_type(field.annotation)
+    extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+    flag = (extra.get("cli") or [f"--{name.replace('_', '-')}"])[0]
+    if kind is None:
+        what = "(TOML only)"
+    else:
+        python_type, choices, repeatable = kind
+        element = get_args(python_type)[0] if repeatable else python_type
+        what = "|".join(choices) if choices else element.__name__
+        what += " (repeatable)" if repeatable else ""
+    default = _default_text(field)
+    return f"{flag} {what}" + (f" = {default}" if default is not None else "") + f": {field.description or ''}"
+
+
 def field_option(name: str, field: FieldInfo) -> inspect.Parameter | None:
     """The typer option of one model field (None when its type has no command-line form)."""
     kind = _option_type(field.annotation)

@@ -3,14 +3,18 @@ overridable from the command line. Invalid values fail at load time, naming the 
 
 from __future__ import annotations
 
+import copy
 import json
 import tomllib
+import warnings
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
+from pydantic.fields import FieldInfo
 
-from rro.envs.base import Env, Task, make, spec
+from rro.envs import base as envs
+from rro.envs.base import Env, Task
 
 
 class ConfigError(ValueError):
@@ -25,52 +29,95 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid")  # a misspelt field is an error, not silently ignored
 
 
-class TaskSelection(StrictModel):
-    """Which tasks of which environment, and how the environment runs them. Some settings belong
-    to one environment (scheme, dbs, hardness, include_empty_dbs and backend: InterCode-SQL's)."""
+def _environment_fields(run_wide_only: bool = False) -> dict[str, tuple[Any, FieldInfo]]:
+    """Every installed environment's own settings (its `EnvSpec.options` model), as fields of the
+    command configs: so they are options, TOML keys and `rro run` table keys like any other. Two
+    environments may share a setting only when they declare it alike; an environment whose setting
+    clashes with another's is left out, with a warning."""
+    fields: dict[str, tuple[Any, FieldInfo]] = {}
+    for env_spec in envs.specs():
+        own = env_spec.options.model_fields
+        clashes = [name for name, field in own.items() if name in fields and (
+            fields[name][0] != field.annotation
+            or fields[name][1].get_default(call_default_factory=True) != field.get_default(call_default_factory=True))]
+        if clashes:
+            reason = f"its options {clashes} clash with another environment's"
+            warnings.warn(f"environment {env_spec.name} is left out: {reason}", stacklevel=2)
+            envs.disable(env_spec.name, reason)
+            continue
+        for name, field in own.items():
+            ENV_OPTIONS.setdefault(name, set()).add(env_spec.name)
+            extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+            if run_wide_only and not extra.get("run_wide"):
+                continue
+            if name not in fields:
+                shown = copy.copy(field)  # the environment's own model keeps its field as it is
+                shown.json_schema_extra = {**extra, "panel": f"Options of {env_spec.name}"}
+                fields[name] = (field.annotation, shown)
+            else:
+                owners = sorted(ENV_OPTIONS[name])
+                fields[name][1].json_schema_extra["panel"] = f"Options of {', '.join(owners)}"
+    return fields
 
+
+# Setting name -> the environments that declare it.
+ENV_OPTIONS: dict[str, set[str]] = {}
+
+
+def _refuse_other_environments_settings(config: BaseModel) -> None:
+    """A setting of another environment than the selected one may not be set (to other than its
+    default): it would be silently ignored."""
+    try:
+        env_spec = envs.spec(config.env)
+    except KeyError as err:
+        raise ValueError(err.args[0]) from None
+    fields = type(config).model_fields
+    for name in ENV_OPTIONS:
+        if name in fields and name not in env_spec.options.model_fields \
+                and getattr(config, name) != fields[name].get_default(call_default_factory=True):
+            raise ValueError(f"{name} is not a setting of {config.env}")
+
+
+class _TaskSelection(StrictModel):
     env: str = Field(default="intercode-sql", description="The environment (`rro envs` lists them).")
     split: Literal["train", "dev", "test", "all"] = Field(
         default="test", description="Which tasks: train, test, all, or dev (WebShop's goals 500-1499).")
-    scheme: Literal["by-query", "by-db", "records"] = Field(
-        default="by-query", description="InterCode-SQL: by-query (leak-free), by-db, or records (InterCode's order; leaky).")
-    dbs: list[str] = Field(default_factory=list, description="InterCode-SQL: only tasks on this database.",
-                           json_schema_extra={"cli": ["--db"]})
-    hardness: list[Literal["easy", "medium", "hard", "extra"]] = Field(
-        default_factory=list, description="InterCode-SQL: only tasks of this hardness.")
-    include_empty_dbs: bool = Field(
-        default=False, description="InterCode-SQL: keep wta_1, whose tables hold no rows (every gold result is empty).")
     limit: int | None = Field(default=None, ge=1, description="Only the first N tasks of the split.")
-    backend: Literal["sqlite", "mariadb"] = Field(
-        default="sqlite", description="InterCode-SQL: sqlite (embedded) or mariadb (faithful; needs `rro db up`).")
     max_steps: int = Field(default=10, ge=1, description="Turns before an episode is cut and scores 0.")
     max_invalid_turns: int = Field(
         default=3, ge=0, description="End an episode after this many consecutive turns without a valid action (0 = never).")
 
     @model_validator(mode="after")
-    def _options_of_the_env(self):
-        try:
-            env_spec = spec(self.env)
-        except KeyError as err:
-            raise ValueError(err.args[0]) from None
-        taken = set(env_spec.task_options) | set(env_spec.env_options)
-        for name in _ENV_SPECIFIC:
-            if name not in taken and getattr(self, name) != type(self).model_fields[name].get_default(call_default_factory=True):
-                raise ValueError(f"{name} is not a setting of {self.env}")
+    def _settings_of_the_env(self):
+        _refuse_other_environments_settings(self)
+        env_spec = envs.spec(self.env)
+        if self.split not in env_spec.splits:
+            raise ValueError(f"{self.env} has no split {self.split!r}; choose one of {', '.join(env_spec.splits)}")
+        env_spec.options.model_validate(self.env_options())  # its own validators, if it has any
         return self
 
+    def env_options(self) -> dict[str, Any]:
+        """The selected environment's own settings."""
+        return {name: getattr(self, name) for name in envs.spec(self.env).options.model_fields}
+
     def tasks(self) -> list[Task]:
-        env_spec = spec(self.env)
-        options = {name: getattr(self, name) for name in env_spec.task_options}
+        env_spec = envs.spec(self.env)
+        options = {name: value for name, value in self.env_options().items() if name in env_spec.task_options}
         tasks = env_spec.load_tasks(split=self.split, **options)
         return tasks[: self.limit] if self.limit else tasks
 
     def make_env(self) -> Env:
-        env_spec = spec(self.env)
-        return make(self.env, **{name: getattr(self, name) for name in env_spec.env_options})
+        env_spec = envs.spec(self.env)
+        return env_spec.make(**{name: value for name, value in self.env_options().items()
+                                if name not in env_spec.task_options})
 
 
-_ENV_SPECIFIC = ("scheme", "dbs", "hardness", "include_empty_dbs", "backend")
+TaskSelection = create_model(
+    "TaskSelection", __base__=_TaskSelection, __module__=__name__,
+    __doc__="""Which tasks of which environment, and how the environment runs them: the general
+    settings, and every installed environment's own (InterCode-SQL's scheme, dbs, hardness,
+    include_empty_dbs and backend; a plug-in's), each refused while another environment is selected.""",
+    **_environment_fields())
 
 
 class PolicyConfig(StrictModel):
@@ -182,6 +229,8 @@ class ExploreConfig(TaskSelection, PolicyConfig):
 
 def guard_output_dir(config: BaseModel, out: Path, keys: tuple[str, ...]) -> None:
     """Refuse to mix runs: `out` may only be reused (resumed) with the same values of `keys`."""
+    if isinstance(config, _TaskSelection):  # the environment's own settings identify a run as well
+        keys = tuple(dict.fromkeys((*keys, *config.env_options())))
     saved_path = out / "config.json"
     dumped = config.model_dump(mode="json")  # paths as strings, as they are saved
     identity = {key: dumped[key] for key in keys}
@@ -249,21 +298,18 @@ class DpoConfig(TrainConfig):
                               description="Weight of an SFT (NLL) term on the chosen side, as IPR's mixture loss; 0 = plain DPO.")
 
 
-class PipelineConfig(StrictModel):
+class _PipelineConfig(StrictModel):
     """`rro run`: experts -> sft -> eval -> (explore -> dpo -> eval) per strategy and iteration.
 
     The top-level fields are shared by every stage; each stage's table (`[sft]`, `[eval]`, ...) takes
-    that command's own fields. Fields that the pipeline wires itself (models, data, outputs) are
-    refused in the tables.
+    that command's own fields. Fields that the pipeline wires itself (models, data, outputs, and the
+    environment's run-wide settings such as InterCode-SQL's backend and scheme) are refused in the
+    tables.
     """
 
     output: Path = Field(description="The run directory.", json_schema_extra=OUTPUT)
     model: str = Field(default="smollm2-135m", description="Where SFT starts.")
     env: str = Field(default="intercode-sql", description="The environment (`rro envs` lists them).")
-    backend: Literal["sqlite", "mariadb"] = Field(
-        default="sqlite", description="InterCode-SQL: sqlite (embedded) or mariadb (faithful; needs `rro db up`).")
-    scheme: Literal["by-query", "by-db", "records"] = Field(
-        default="by-query", description="InterCode-SQL: by-query (leak-free), by-db, or records (InterCode's order; leaky).")
     strategies: list[Literal["rising", "fixed", "ipr", "outcome"]] = Field(
         default_factory=lambda: ["rising"], min_length=1, description="The exploration strategies compared.")
     iterations: int = Field(default=1, ge=1, description="explore -> dpo -> eval again from the newest model, as IPR.")
@@ -273,11 +319,29 @@ class PipelineConfig(StrictModel):
     explore: dict[str, Any] = Field(default_factory=dict, description="`rro explore` settings.")
     dpo: dict[str, Any] = Field(default_factory=dict, description="`rro dpo` settings.")
 
+    @model_validator(mode="after")
+    def _settings_of_the_env(self):
+        _refuse_other_environments_settings(self)
+        return self
+
+    def run_wide_options(self) -> dict[str, Any]:
+        """The selected environment's settings that hold for the whole run (InterCode-SQL: backend
+        and scheme): the pipeline gives them to every stage, and the stage tables may not set them."""
+        fields = type(self).model_fields
+        return {name: getattr(self, name) for name in envs.spec(self.env).options.model_fields if name in fields}
+
+
+PipelineConfig = create_model(
+    "PipelineConfig", __base__=_PipelineConfig, __module__=__name__, __doc__=_PipelineConfig.__doc__,
+    **_environment_fields(run_wide_only=True))
+
+
 
 class PlayConfig(TaskSelection):
     """`rro play`: one task by hand."""
 
-    task: int = Field(description="Task number (InterCode record index, WebShop goal index).")
+    split: Literal["train", "dev", "test", "all"] = Field(default="all", description="The split the task is in.")
+    task: str = Field(description="The task's id, as in episodes.jsonl (InterCode's record index, WebShop's goal index).")
 
 
 class ReportConfig(StrictModel):
@@ -286,3 +350,19 @@ class ReportConfig(StrictModel):
     runs: list[Path] = Field(min_length=1, description="Run directories of `rro run`.")
     output: Path = Field(description="Folder for results.md, results.csv and the plots.", json_schema_extra=OUTPUT)
     resamples: int = Field(default=2000, ge=1, description="Bootstrap resamples for the confidence intervals.")
+
+
+def _check_environment_setting_names() -> None:
+    """An environment's setting may not take the name of one of rro's own settings (it would shadow
+    it, or be shadowed): such an environment is left out, with a warning."""
+    own = set(_TaskSelection.model_fields) | set(PolicyConfig.model_fields) | set(_PipelineConfig.model_fields)
+    for model in (EvalConfig, ExpertsConfig, ExploreConfig, PlayConfig):
+        own |= set(model.__annotations__)
+    for name, owners in ENV_OPTIONS.items():
+        for env_name in sorted(owners & set(envs.names()) if name in own else ()):
+            reason = f"its option {name!r} has the name of a setting of rro's own"
+            warnings.warn(f"environment {env_name} is left out: {reason}", stacklevel=2)
+            envs.disable(env_name, reason)
+
+
+_check_environment_setting_names()
