@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from rro.envs import EnvSpec, StepResult, Task
-from rro.envs.base import Example, ParsedAction
+from rro.envs import EnvSpec, Example, ParsedAction, StepResult, Task
 
 NAME = "treasure-hunt"
 ACTIONS = ("left", "right", "dig")
