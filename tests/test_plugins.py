@@ -172,6 +172,32 @@ def test_a_spec_that_breaks_the_contract_is_refused():
     assert "no-instruction" not in base.names()
 
 
+def test_settings_that_clash_leave_their_environment_out(monkeypatch):
+    from pydantic import BaseModel
+
+    import rro.config
+    from tests.toy import ToyEnv
+
+    class Width(BaseModel):
+        width: int = 3
+
+    class OtherWidth(BaseModel):
+        width: str = "wide"
+
+    class Seed(BaseModel):
+        seed: int = 1
+
+    monkeypatch.setattr(base, "_REGISTRY", base._Registry(loaded=True))
+    monkeypatch.setattr(rro.config, "ENV_OPTIONS", {})
+    for name, options in (("first", Width), ("second", OtherWidth), ("third", Seed)):
+        base.register(base.EnvSpec(name=name, make=ToyEnv, load_tasks=list, expert=iter, terminal_actions=frozenset(),
+                                   instruction="x", options=options))
+    with pytest.warns(UserWarning, match="left out"):
+        fields = rro.config._environment_fields(reserved={"seed"})
+    assert list(fields) == ["width"] and fields["width"][0] is int
+    assert base.names() == ["first"] and set(base.broken()) == {"second", "third"}
+
+
 def test_run_wide_settings_are_top_level_in_rro_run(tmp_path):
     from rro.pipeline import plan
 

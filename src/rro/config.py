@@ -1,5 +1,11 @@
 """Typed command configurations: one pydantic model per command, loadable from TOML and
-overridable from the command line. Invalid values fail at load time, naming the field."""
+overridable from the command line. Invalid values fail at load time, naming the field.
+
+This is the one place a setting is declared (`Field(default=..., description=...)`): command-line
+options, `--help`, TOML keys and `rro run` tables are derived from these models (`rro.cli_options`).
+An environment's own settings live in its `EnvSpec.options` model and are merged in here, so that
+every command takes them too.
+"""
 
 from __future__ import annotations
 
@@ -29,19 +35,19 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid")  # a misspelt field is an error, not silently ignored
 
 
-def _environment_fields(run_wide_only: bool = False) -> dict[str, tuple[Any, FieldInfo]]:
+def _environment_fields(reserved: set[str], run_wide_only: bool = False) -> dict[str, tuple[Any, FieldInfo]]:
     """Every installed environment's own settings (its `EnvSpec.options` model), as fields of the
     command configs: so they are options, TOML keys and `rro run` table keys like any other. Two
     environments may share a setting only when they declare it alike; an environment whose setting
-    clashes with another's is left out, with a warning."""
+    clashes with another's, or takes a `reserved` name (one of rro's own), is left out, with a warning."""
     fields: dict[str, tuple[Any, FieldInfo]] = {}
     for env_spec in envs.specs():
         own = env_spec.options.model_fields
-        clashes = [name for name, field in own.items() if name in fields and (
+        clashes = [name for name, field in own.items() if name in reserved or name in fields and (
             fields[name][0] != field.annotation
             or fields[name][1].get_default(call_default_factory=True) != field.get_default(call_default_factory=True))]
         if clashes:
-            reason = f"its options {clashes} clash with another environment's"
+            reason = f"its options {clashes} clash with rro's own settings or another environment's"
             warnings.warn(f"environment {env_spec.name} is left out: {reason}", stacklevel=2)
             envs.disable(env_spec.name, reason)
             continue
@@ -112,14 +118,6 @@ class _TaskSelection(StrictModel):
                                 if name not in env_spec.task_options})
 
 
-TaskSelection = create_model(
-    "TaskSelection", __base__=_TaskSelection, __module__=__name__,
-    __doc__="""Which tasks of which environment, and how the environment runs them: the general
-    settings, and every installed environment's own (InterCode-SQL's scheme, dbs, hardness,
-    include_empty_dbs and backend; a plug-in's), each refused while another environment is selected.""",
-    **_environment_fields())
-
-
 class PolicyConfig(StrictModel):
     """Which model writes the agent's turns, where it runs, and how it samples."""
 
@@ -156,6 +154,14 @@ class PolicyConfig(StrictModel):
                 raise ConfigError("policy_backend = 'openai' needs base_url (e.g. http://127.0.0.1:8000/v1)")
             return load_policy(self.model, "openai", base_url=self.base_url)
         return load_policy(self.model, "hf", dtype=self.dtype, device=self.device, max_batch_size=self.max_batch_size)
+
+
+TaskSelection = create_model(
+    "TaskSelection", __base__=_TaskSelection, __module__=__name__,
+    __doc__="""Which tasks of which environment, and how the environment runs them: the general
+    settings, and every installed environment's own (InterCode-SQL's scheme, dbs, hardness,
+    include_empty_dbs and backend; a plug-in's), each refused while another environment is selected.""",
+    **_environment_fields(reserved=set(_TaskSelection.model_fields) | set(PolicyConfig.model_fields)))
 
 
 class EvalConfig(TaskSelection, PolicyConfig):
@@ -333,7 +339,7 @@ class _PipelineConfig(StrictModel):
 
 PipelineConfig = create_model(
     "PipelineConfig", __base__=_PipelineConfig, __module__=__name__, __doc__=_PipelineConfig.__doc__,
-    **_environment_fields(run_wide_only=True))
+    **_environment_fields(reserved=set(_PipelineConfig.model_fields), run_wide_only=True))
 
 
 
@@ -353,9 +359,9 @@ class ReportConfig(StrictModel):
 
 
 def _check_environment_setting_names() -> None:
-    """An environment's setting may not take the name of one of rro's own settings (it would shadow
-    it, or be shadowed): such an environment is left out, with a warning."""
-    own = set(_TaskSelection.model_fields) | set(PolicyConfig.model_fields) | set(_PipelineConfig.model_fields)
+    """An environment's setting may not take the name of a command's own setting either (the
+    command's wins): such an environment is left out, with a warning."""
+    own: set[str] = set()
     for model in (EvalConfig, ExpertsConfig, ExploreConfig, PlayConfig):
         own |= set(model.__annotations__)
     for name, owners in ENV_OPTIONS.items():
