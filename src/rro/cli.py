@@ -21,8 +21,10 @@ from rro.config import (
     ExploreConfig,
     PipelineConfig,
     PlayConfig,
+    PolicyConfig,
     ReportConfig,
     SftConfig,
+    TaskSelection,
 )
 from rro.fetch import DataError
 
@@ -91,7 +93,7 @@ def data_fetch(
 
 
 @data_app.command("splits")
-def data_splits(env: str = typer.Argument("intercode-sql")) -> None:
+def data_splits(env: str = typer.Argument(TaskSelection.model_fields["env"].default, help="The environment.")) -> None:
     """Print the task counts of every split (InterCode-SQL: of every split scheme, with leaks)."""
     from rro.envs.intercode_sql.dataset import SPLIT_SCHEMES, load_tasks, normalize_sql
 
@@ -181,8 +183,8 @@ def db_status() -> None:
 
 @config_command(app, "play", PlayConfig, arguments=("env",), only=("task", "split", *ENV_OPTIONS), on_error=_fail)
 def play(cfg: PlayConfig) -> None:
-    """Play a task by hand: type one action per line (InterCode-SQL: a MySQL statement or submit;
-    WebShop: search\\[keywords] or click\\[value]).
+    """Play a task by hand: type one action per line, as an agent writes it after `Action:` (the
+    environment says how).
 
     Reads standard input, so it can be scripted: `printf 'SHOW TABLES\\nsubmit\\n' | rro play ...`.
     """
@@ -325,7 +327,8 @@ def report(cfg: ReportConfig) -> None:
 
 
 @model_app.command("fetch")
-def model_fetch(name: str = typer.Argument("smollm2-135m", help="A named model: smollm2-135m or tiny-random.")) -> None:
+def model_fetch(name: str = typer.Argument(PolicyConfig.model_fields["model"].default,
+                                           help="A named model: smollm2-135m or tiny-random.")) -> None:
     """Download a named model and convert it once into an ordinary checkpoint under RRO_HOME."""
     from rro.policy import PolicyError
     from rro.policy.models import fetch_model

@@ -87,7 +87,7 @@ def _refuse_other_environments_settings(config: BaseModel) -> None:
 class _TaskSelection(StrictModel):
     env: str = Field(default="intercode-sql", description="The environment (`rro envs` lists them).")
     split: Literal["train", "dev", "test", "all"] = Field(
-        default="test", description="Which tasks: train, test, all, or dev (WebShop's goals 500-1499).")
+        default="test", description="Which tasks: train, test, all, or another of the environment's splits (`rro envs`).")
     limit: int | None = Field(default=None, ge=1, description="Only the first N tasks of the split.")
     max_steps: int = Field(default=10, ge=1, description="Turns before an episode is cut and scores 0.")
     max_invalid_turns: int = Field(
@@ -172,7 +172,7 @@ class EvalConfig(TaskSelection, PolicyConfig):
 
 class ExpertsConfig(TaskSelection):
     split: Literal["train", "dev", "test", "all"] = Field(
-        default="train", description="Which tasks: train, test, all, or dev (WebShop's goals 500-1499).")
+        default="train", description="Which tasks: train, test, all, or another of the environment's splits (`rro envs`).")
     # WebShop's oracle scores below 1.0 when search misses the goal product; lower it there to train
     # on near misses as well.
     min_reward: float = Field(default=1.0, description="Keep trajectories scoring at least this.")
@@ -212,7 +212,7 @@ class ExploreConfig(TaskSelection, PolicyConfig):
     """`rro explore`: collect preference pairs with one strategy. Defaults follow DESIGN §2."""
 
     split: Literal["train", "dev", "test", "all"] = Field(
-        default="train", description="Which tasks: train, test, all, or dev (WebShop's goals 500-1499).")
+        default="train", description="Which tasks: train, test, all, or another of the environment's splits (`rro envs`).")
     strategy: Literal["rising", "fixed", "ipr", "outcome"] = Field(
         default="rising", description="rising (RRO), fixed (K candidates every step), ipr or outcome.")
     rollouts: int = Field(default=5, ge=1, description="N: rollouts per value estimate.")
