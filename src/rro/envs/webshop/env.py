@@ -17,7 +17,6 @@ from rro.envs.webshop import pages
 from rro.envs.webshop.catalog import ENV_NAMES, CatalogSize, load_catalog
 from rro.envs.webshop.reward import webshop_reward
 from rro.envs.webshop.search import SearchEngine
-from rro.envs.webshop.spec import BUY_ACTION
 
 _ACTION = re.compile(r"(.+)\[(.+)\]")  # upstream's parse_action (re.match: anchored at the start)
 
