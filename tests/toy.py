@@ -12,8 +12,8 @@ i-th word first (so rollout rewards vary, in a known order) and submits after it
 
 from __future__ import annotations
 
-from rro.agent import prompts
 from rro.envs.base import EnvSpec, StepResult, Task, register
+from rro.envs.intercode_sql.spec import parse_action as sql_action
 from rro.policy.base import Completion
 
 EXPLORE_T = 1.0
@@ -65,8 +65,8 @@ def _expert(task: Task):
     yield turn("submit")
 
 
-register(EnvSpec(name="toy", make=ToyEnv, load_tasks=_load_tasks, expert=_expert, terminal_actions=frozenset({"submit"})))
-prompts.INSTRUCTIONS.setdefault("toy", "A toy environment.")
+register(EnvSpec(name="toy", make=ToyEnv, load_tasks=_load_tasks, expert=_expert, terminal_actions=frozenset({"submit"}),
+                 instruction="A toy environment.", parse_action=sql_action))
 
 
 class ScriptedPolicy:

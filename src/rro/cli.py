@@ -11,7 +11,21 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from rro.config import ConfigError, DpoConfig, EvalConfig, ExpertsConfig, ExploreConfig, PipelineConfig, SftConfig, load_config
+from rro.cli_options import config_command
+from rro.config import (
+    ENV_OPTIONS,
+    ConfigError,
+    DpoConfig,
+    EvalConfig,
+    ExpertsConfig,
+    ExploreConfig,
+    PipelineConfig,
+    PlayConfig,
+    PolicyConfig,
+    ReportConfig,
+    SftConfig,
+    TaskSelection,
+)
 from rro.fetch import DataError
 
 app = typer.Typer(help="Train LLM agents with Reward Rising Optimization.", no_args_is_help=True)
@@ -22,25 +36,6 @@ model_app = typer.Typer(help="Named models: fetch and convert them once.", no_ar
 app.add_typer(db_app, name="db")
 app.add_typer(model_app, name="model")
 console = Console(stderr=True)
-
-# Options shared by every command that selects tasks; None means "not given" (keep the config's value).
-SplitOpt = typer.Option(None, help="train, test, all, or dev (WebShop's goals 500-1499).")
-SchemeOpt = typer.Option(None, help="InterCode-SQL: by-query (default, leak-free), by-db, or records (InterCode's order; leaky).")
-BackendOpt = typer.Option(None, help="InterCode-SQL: sqlite (embedded default) or mariadb (faithful; needs `rro db up`).")
-LimitOpt = typer.Option(None, help="Only the first N tasks of the split.")
-DbOpt = typer.Option(None, "--db", help="Only tasks on this database (repeatable).")
-HardnessOpt = typer.Option(None, "--hardness", help="Only tasks of this hardness: easy, medium, hard, extra (repeatable).")
-EmptyDbOpt = typer.Option(None, "--include-empty-dbs", help="Keep wta_1, whose tables hold no rows (every gold result is empty).")
-ConfigOpt = typer.Option(None, "--config", "-c", help="A TOML file with the command's settings; options override it.")
-# Options of every command that runs a model.
-ModelOpt = typer.Option(None, help="Model: a named model (smollm2-135m), a checkpoint folder or a transformers id.")
-EnvOpt = typer.Option(None, help="Environment: intercode-sql (default), webshop or webshop-full.")
-MaxStepsOpt = typer.Option(None, help="Turns before an episode is cut and scores 0 (default 10).")
-PolicyBackendOpt = typer.Option(None, help="hf (transformers, default) or openai (an OpenAI-compatible server).")
-BaseUrlOpt = typer.Option(None, help="The server for --policy-backend openai, e.g. http://127.0.0.1:8000/v1.")
-DtypeOpt = typer.Option(None, help="auto (bf16 where the hardware has it), float32, bfloat16.")
-MaxNewTokensOpt = typer.Option(None, help="Token limit of one agent turn.")
-SeedOpt = typer.Option(None, help="Sampling seed.")
 
 
 def _fail(message: str) -> None:
@@ -55,24 +50,40 @@ def _intercode_dump():
     return require_cached(DUMP_FILE)
 
 
+@app.command("envs")
+def envs_command() -> None:
+    """The installed environments (built-in and from other packages' `rro.envs` entry points), with
+    their options."""
+    from rro.cli_options import describe_field
+    from rro.envs import base
+
+    table = Table("environment", "what", "options", "from", show_lines=True)
+    for env_spec in base.specs():
+        options = "\n".join(describe_field(name, field) for name, field in env_spec.options.model_fields.items())
+        what = (f"{env_spec.description}\nsplits: {', '.join(env_spec.splits)}; reward in "
+                f"[{env_spec.reward_range[0]:g}, {env_spec.reward_range[1]:g}]; "
+                f"ends with: {', '.join(sorted(env_spec.terminal_actions))}")
+        table.add_row(env_spec.name, what, options or "-", base.origin(env_spec.name))
+    Console().print(table, markup=False)
+    for where, reason in base.broken().items():
+        console.print(f"[red]not loaded[/red] {where}: {reason}", markup=True, highlight=False)
+
+
 @data_app.command("fetch")
 def data_fetch(
-    env: str = typer.Argument(..., help="Which dataset: intercode-sql, webshop (1000 products) or webshop-full."),
+    env: str = typer.Argument(..., help="The environment whose data files to fetch (`rro envs` lists them)."),
     source: Optional[Path] = typer.Option(None, "--from", help="A local mirror folder to copy from instead of downloading."),
 ) -> None:
     """Download (or copy from a mirror) and verify an environment's data files."""
+    from rro.envs import spec
     from rro.fetch import ensure_file
 
-    if env == "intercode-sql":
-        from rro.envs.intercode_sql.dataset import DUMP_FILE, TASKS_FILE
-
-        remotes = (TASKS_FILE, DUMP_FILE)
-    elif env in ("webshop", "webshop-full"):
-        from rro.envs.webshop.catalog import ENV_NAMES, data_files
-
-        remotes = data_files(ENV_NAMES[env])
-    else:
-        _fail(f"unknown dataset {env!r}; available: intercode-sql, webshop, webshop-full")
+    try:
+        remotes = spec(env).data_files()
+    except KeyError as err:
+        _fail(err.args[0])
+    if not remotes:
+        console.print(f"{env} has no data files to fetch")
     try:
         for remote in remotes:
             path = ensure_file(remote, source)
@@ -82,8 +93,8 @@ def data_fetch(
 
 
 @data_app.command("splits")
-def data_splits(env: str = typer.Argument("intercode-sql")) -> None:
-    """Print the task counts of every split (InterCode-SQL: of every split scheme)."""
+def data_splits(env: str = typer.Argument(TaskSelection.model_fields["env"].default, help="The environment.")) -> None:
+    """Print the task counts of every split (InterCode-SQL: of every split scheme, with leaks)."""
     from rro.envs.intercode_sql.dataset import SPLIT_SCHEMES, load_tasks, normalize_sql
 
     if env in ("webshop", "webshop-full"):
@@ -99,7 +110,8 @@ def data_splits(env: str = typer.Argument("intercode-sql")) -> None:
         Console().print(table)
         return
     if env != "intercode-sql":
-        _fail(f"unknown environment {env!r}")
+        _plain_splits(env)
+        return
     table = Table("scheme", "train", "test", "test golds also in train", "test databases")
     try:
         for scheme in SPLIT_SCHEMES:
@@ -112,27 +124,25 @@ def data_splits(env: str = typer.Argument("intercode-sql")) -> None:
     Console().print(table)
 
 
-@data_app.command("experts")
-def data_experts(
-    env: str = typer.Argument("intercode-sql"),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output JSONL (chat messages, one trajectory per line)."),
-    split: Optional[str] = SplitOpt,
-    scheme: Optional[str] = SchemeOpt,
-    backend: Optional[str] = BackendOpt,
-    limit: Optional[int] = LimitOpt,
-    db: Optional[list[str]] = DbOpt,
-    hardness: Optional[list[str]] = HardnessOpt,
-    include_empty_dbs: Optional[bool] = EmptyDbOpt,
-    min_reward: Optional[float] = typer.Option(None, help="Keep trajectories scoring at least this (default 1.0)."),
-    config: Optional[Path] = ConfigOpt,
-) -> None:
-    """Write the oracle's trajectories that score at least --min-reward (1.0), in chat format for SFT."""
+def _plain_splits(env: str) -> None:
+    from rro.envs import spec
+
+    try:
+        env_spec = spec(env)
+        table = Table("split", "tasks")
+        for split in env_spec.splits:
+            table.add_row(split, str(len(env_spec.load_tasks(split=split))))
+    except (KeyError, DataError, ValueError) as err:
+        _fail(str(err.args[0] if isinstance(err, KeyError) else err))
+    Console().print(table)
+
+
+@config_command(data_app, "experts", ExpertsConfig, arguments=("env",), on_error=_fail)
+def data_experts(cfg: ExpertsConfig) -> None:
+    """Write the oracle's trajectories that score at least --min-reward, in chat format for SFT."""
     from rro.experts import collect_experts
 
     try:
-        cfg = load_config(ExpertsConfig, config, env=env, output=output, split=split, scheme=scheme, backend=backend,
-                          limit=limit, dbs=db, hardness=hardness, include_empty_dbs=include_empty_dbs,
-                          min_reward=min_reward)
         report = collect_experts(cfg)
     except (ConfigError, DataError, ValueError, RuntimeError) as err:
         _fail(str(err))
@@ -171,42 +181,27 @@ def db_status() -> None:
         raise typer.Exit(code=3)
 
 
-@app.command()
-def play(
-    env: str = typer.Argument("intercode-sql"),
-    task: int = typer.Option(..., "--task", help="Task number (InterCode record index, WebShop goal index)."),
-    backend: str = typer.Option("sqlite", help="sqlite or mariadb (InterCode-SQL)."),
-) -> None:
-    """Play a task by hand: type one action per line (InterCode-SQL: a MySQL statement or submit;
-    WebShop: search[keywords] or click[value]).
+@config_command(app, "play", PlayConfig, arguments=("env",), only=("task", "split", *ENV_OPTIONS), on_error=_fail)
+def play(cfg: PlayConfig) -> None:
+    """Play a task by hand: type one action per line, as an agent writes it after `Action:` (the
+    environment says how).
 
     Reads standard input, so it can be scripted: `printf 'SHOW TABLES\\nsubmit\\n' | rro play ...`.
     """
-    from rro.envs import make
+    from rro.envs import spec
 
-    webshop = env in ("webshop", "webshop-full")
     try:
-        if env == "intercode-sql":
-            from rro.envs.intercode_sql.dataset import task_by_id
-
-            the_task, environment = task_by_id(task), make(env, backend=backend)
-            how = "Type a MySQL statement or `submit` (one per line)."
-        elif webshop:
-            from rro.envs.webshop.catalog import ENV_NAMES, goal_task, load_catalog
-
-            goals = load_catalog(ENV_NAMES[env]).goals
-            if not 0 <= task < len(goals):
-                raise ValueError(f"--task must be a goal index from 0 to {len(goals) - 1}")
-            the_task, environment = goal_task(env, task, goals[task]), make(env)
-            how = "Type search[keywords] or click[value] (one per line)."
-        else:
-            raise ValueError(f"unknown environment {env!r}")
+        tasks = {task.id: task for task in cfg.tasks()}
+        if cfg.task not in tasks:
+            raise ValueError(f"{cfg.env} has no task {cfg.task!r} in split {cfg.split} (ids: "
+                             f"{', '.join(list(tasks)[:3])}, ... {', '.join(list(tasks)[-2:])})")
+        the_task, environment, how = tasks[cfg.task], cfg.make_env(), spec(cfg.env).format_help
     except (DataError, ValueError, RuntimeError) as err:
         _fail(str(err))
     out = Console()
     interactive = sys.stdin.isatty()
     out.print(environment.reset(the_task), markup=False)
-    out.print(how, style="dim")
+    out.print(f"Type one action per line, as an agent writes it after 'Action:' ({how})", style="dim", markup=False)
     done, reward = False, 0.0
     try:
         while not done:
@@ -219,51 +214,26 @@ def play(
                 continue
             observation, reward, done, info = environment.step(line.strip())
             out.print(observation, markup=False, highlight=False)
-            if webshop and not done:
+            if "available_actions" in info and not done:  # WebShop lists what can be clicked
                 out.print("clickable: " + ", ".join(info["available_actions"]["clickables"]), style="dim", markup=False)
     finally:
         environment.close()
     out.print(f"reward: {reward}" if done else "ended without submitting: reward 0")
 
 
-@app.command("eval")
-def eval_command(
-    model: Optional[str] = ModelOpt,
-    policy: Optional[str] = typer.Option(None, help="model (default) or expert (the oracle; no model needed)."),
-    env: Optional[str] = EnvOpt,
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output folder (episodes.jsonl, summary.json)."),
-    split: Optional[str] = SplitOpt,
-    scheme: Optional[str] = SchemeOpt,
-    backend: Optional[str] = BackendOpt,
-    limit: Optional[int] = LimitOpt,
-    db: Optional[list[str]] = DbOpt,
-    hardness: Optional[list[str]] = HardnessOpt,
-    include_empty_dbs: Optional[bool] = EmptyDbOpt,
-    max_steps: Optional[int] = MaxStepsOpt,
-    policy_backend: Optional[str] = PolicyBackendOpt,
-    base_url: Optional[str] = BaseUrlOpt,
-    dtype: Optional[str] = DtypeOpt,
-    temperature: Optional[float] = typer.Option(None, help="0 = greedy (default)."),
-    max_new_tokens: Optional[int] = MaxNewTokensOpt,
-    seed: Optional[int] = SeedOpt,
-    icl_shots: Optional[int] = typer.Option(None, help="In-context examples: 1 for base models, 0 for rro checkpoints (default)."),
-    config: Optional[Path] = ConfigOpt,
-) -> None:
+@config_command(app, "eval", EvalConfig, on_error=_fail)
+def eval_command(cfg: EvalConfig) -> None:
     """Evaluate a model (or the expert) on a split; resumable (rerun with the same -o to continue)."""
     from rro.evaluate import evaluate
     from rro.policy import PolicyError
 
     try:
-        cfg = load_config(EvalConfig, config, model=model, policy=policy, env=env, output=output, split=split,
-                          scheme=scheme, backend=backend, limit=limit, dbs=db, hardness=hardness,
-                          include_empty_dbs=include_empty_dbs, max_steps=max_steps, policy_backend=policy_backend,
-                          base_url=base_url, dtype=dtype, temperature=temperature, max_new_tokens=max_new_tokens,
-                          seed=seed, icl_shots=icl_shots)
         summary = evaluate(cfg)
     except (ConfigError, DataError, PolicyError, ValueError, RuntimeError) as err:
         _fail(str(err))
     who = cfg.model if cfg.policy == "model" else "expert"
-    table = Table("metric", "value", title=f"{who} on {cfg.env} {cfg.split} ({cfg.backend})")
+    settings = ", ".join(f"{name} {value}" for name, value in cfg.env_options().items() if value not in ([], False))
+    table = Table("metric", "value", title=f"{who} on {cfg.env} {cfg.split}" + (f" ({settings})" if settings else ""))
     for key in ("tasks", "avg_reward", "success_rate", "mean_steps", "invalid_turn_rate", "generated_tokens",
                 "wall_seconds_this_run"):
         value = summary[key]
@@ -274,39 +244,13 @@ def eval_command(
     console.print(f"wrote {cfg.output}/summary.json")
 
 
-@app.command("explore")
-def explore_command(
-    strategy: Optional[str] = typer.Option(None, help="rising (RRO, default), fixed, ipr or outcome."),
-    model: Optional[str] = ModelOpt,
-    env: Optional[str] = EnvOpt,
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output folder (pairs.jsonl, walks.jsonl, stats.json)."),
-    split: Optional[str] = SplitOpt,
-    scheme: Optional[str] = SchemeOpt,
-    backend: Optional[str] = BackendOpt,
-    limit: Optional[int] = LimitOpt,
-    db: Optional[list[str]] = DbOpt,
-    hardness: Optional[list[str]] = HardnessOpt,
-    rollouts: Optional[int] = typer.Option(None, help="N: rollouts per value estimate (default 5)."),
-    max_candidates: Optional[int] = typer.Option(None, help="K: most candidates per step (default 5)."),
-    max_steps: Optional[int] = MaxStepsOpt,
-    max_new_tokens: Optional[int] = MaxNewTokensOpt,
-    dtype: Optional[str] = DtypeOpt,
-    policy_backend: Optional[str] = PolicyBackendOpt,
-    base_url: Optional[str] = BaseUrlOpt,
-    seed: Optional[int] = SeedOpt,
-    adaptive: Optional[bool] = typer.Option(None, "--adaptive", help="Stop a candidate's rollouts once it cannot rise."),
-    config: Optional[Path] = ConfigOpt,
-) -> None:
+@config_command(app, "explore", ExploreConfig, on_error=_fail)
+def explore_command(cfg: ExploreConfig) -> None:
     """Explore tasks with a strategy and collect step-level preference pairs; resumable."""
     from rro.explore import explore
     from rro.policy import PolicyError
 
     try:
-        cfg = load_config(ExploreConfig, config, strategy=strategy, model=model, env=env, output=output, split=split,
-                          scheme=scheme, backend=backend, limit=limit, dbs=db, hardness=hardness, rollouts=rollouts,
-                          max_candidates=max_candidates, max_steps=max_steps, max_new_tokens=max_new_tokens,
-                          dtype=dtype, policy_backend=policy_backend, base_url=base_url, seed=seed,
-                          adaptive=adaptive)
         stats = explore(cfg)
     except (ConfigError, DataError, PolicyError, ValueError, RuntimeError) as err:
         _fail(str(err))
@@ -323,17 +267,6 @@ def explore_command(
     console.print(f"wrote {cfg.output}/pairs.jsonl, walks.jsonl, steps.jsonl, stats.json")
 
 
-# Options of the training commands.
-EpochsOpt = typer.Option(None, help="Passes over the data (may be fractional).")
-LearningRateOpt = typer.Option(None, "--lr", help="Peak learning rate (cosine schedule).")
-BatchSizeOpt = typer.Option(None, help="Records per device and step (gradient accumulation: --grad-accum).")
-GradAccumOpt = typer.Option(None, "--grad-accum", help="Steps accumulated per optimizer update.")
-MaxLengthOpt = typer.Option(None, help="Token limit of one record.")
-LoraOpt = typer.Option(None, "--lora/--full", help="LoRA adapters (merged on save) or full fine-tuning (default).")
-PrecisionOpt = typer.Option(None, help="auto (bf16 autocast where supported), bf16 or fp32.")
-ReportToOpt = typer.Option(None, help="Loss curves to none (default), tensorboard or wandb.")
-
-
 def _print_training(record: dict) -> None:
     metrics = record.get("metrics", {})
     console.print(f"[green]trained[/green] {record['kind']} on {record['records']} records "
@@ -342,80 +275,37 @@ def _print_training(record: dict) -> None:
                   f"-> {record['config']['output']}")
 
 
-@app.command()
-def sft(
-    model: Optional[str] = ModelOpt,
-    data: Optional[list[Path]] = typer.Option(None, help="Expert trajectories (JSONL with `messages`; repeatable)."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="The checkpoint folder to write."),
-    limit: Optional[int] = typer.Option(None, help="Only the first N trajectories."),
-    epochs: Optional[float] = EpochsOpt,
-    lr: Optional[float] = LearningRateOpt,
-    batch_size: Optional[int] = BatchSizeOpt,
-    grad_accum: Optional[int] = GradAccumOpt,
-    max_length: Optional[int] = MaxLengthOpt,
-    lora: Optional[bool] = LoraOpt,
-    precision: Optional[str] = PrecisionOpt,
-    report_to: Optional[str] = ReportToOpt,
-    seed: Optional[int] = SeedOpt,
-    config: Optional[Path] = ConfigOpt,
-) -> None:
+@config_command(app, "sft", SftConfig, on_error=_fail)
+def sft(cfg: SftConfig) -> None:
     """Supervised fine-tuning on expert trajectories (loss on assistant turns); resumable."""
     from rro.train.sft import sft as run_sft
 
     try:
-        cfg = load_config(SftConfig, config, model=model, data=data or None, output=output, limit=limit,
-                          epochs=epochs, learning_rate=lr, batch_size=batch_size, gradient_accumulation_steps=grad_accum,
-                          max_length=max_length, lora=lora, precision=precision, report_to=report_to, seed=seed)
         record = run_sft(cfg)
     except (ConfigError, DataError, FileNotFoundError, ValueError, RuntimeError) as err:
         _fail(str(err))
     _print_training(record)
 
 
-@app.command()
-def dpo(
-    model: Optional[str] = typer.Option(None, help="The SFT checkpoint to start from; it is also the reference model."),
-    pairs: Optional[list[Path]] = typer.Option(None, help="Preference pairs (pairs.jsonl from rro explore; repeatable)."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="The checkpoint folder to write."),
-    limit: Optional[int] = typer.Option(None, help="Only the first N pairs."),
-    beta: Optional[float] = typer.Option(None, help="DPO's beta (default 0.1)."),
-    sft_weight: Optional[float] = typer.Option(None, help="Weight of an SFT term on the chosen side (IPR's mixture; 0 = plain DPO)."),
-    epochs: Optional[float] = EpochsOpt,
-    lr: Optional[float] = LearningRateOpt,
-    batch_size: Optional[int] = BatchSizeOpt,
-    grad_accum: Optional[int] = GradAccumOpt,
-    max_length: Optional[int] = MaxLengthOpt,
-    lora: Optional[bool] = LoraOpt,
-    precision: Optional[str] = PrecisionOpt,
-    report_to: Optional[str] = ReportToOpt,
-    seed: Optional[int] = SeedOpt,
-    config: Optional[Path] = ConfigOpt,
-) -> None:
+@config_command(app, "dpo", DpoConfig, on_error=_fail)
+def dpo(cfg: DpoConfig) -> None:
     """DPO on preference pairs, against the starting model as reference; resumable."""
     from rro.train.dpo import dpo as run_dpo
 
     try:
-        cfg = load_config(DpoConfig, config, model=model, pairs=pairs or None, output=output, limit=limit, beta=beta,
-                          sft_weight=sft_weight, epochs=epochs, learning_rate=lr, batch_size=batch_size,
-                          gradient_accumulation_steps=grad_accum, max_length=max_length, lora=lora,
-                          precision=precision, report_to=report_to, seed=seed)
         record = run_dpo(cfg)
     except (ConfigError, DataError, FileNotFoundError, ValueError, RuntimeError) as err:
         _fail(str(err))
     _print_training(record)
 
 
-@app.command("run")
-def run_command(
-    config: Path = typer.Argument(..., help="The pipeline's TOML file (see configs/)."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Run directory (overrides the config's)."),
-) -> None:
+@config_command(app, "run", PipelineConfig, only=("output",), config_argument=True, on_error=_fail)
+def run_command(cfg: PipelineConfig) -> None:
     """The whole pipeline: experts -> sft -> eval -> explore -> dpo -> eval; resumable, stage by stage."""
     from rro.pipeline import run_pipeline
     from rro.policy import PolicyError
 
     try:
-        cfg = load_config(PipelineConfig, config, output=output)
         results = run_pipeline(cfg)
     except (ConfigError, DataError, PolicyError, FileNotFoundError, ValueError, RuntimeError) as err:
         _fail(str(err))
@@ -423,25 +313,22 @@ def run_command(
                   f"-> {cfg.output}/results.json (tables and plots: rro report {cfg.output} -o OUT)")
 
 
-@app.command()
-def report(
-    runs: list[Path] = typer.Argument(..., help="Run directories of `rro run`."),
-    output: Path = typer.Option(..., "--output", "-o", help="Folder for results.md, results.csv and the plots."),
-    resamples: int = typer.Option(2000, help="Bootstrap resamples for the confidence intervals."),
-) -> None:
+@config_command(app, "report", ReportConfig, arguments=("runs",), on_error=_fail)
+def report(cfg: ReportConfig) -> None:
     """Results table (markdown, CSV) and plots (PNG) of one or more pipeline runs."""
     from rro.report import write_report
 
     try:
-        table = write_report(runs, output, resamples=resamples)
+        table = write_report(cfg.runs, cfg.output, resamples=cfg.resamples)
     except (FileNotFoundError, ValueError) as err:
         _fail(str(err))
     print(table)
-    console.print(f"wrote {output}/results.md, results.csv, paired.md and the plots")
+    console.print(f"wrote {cfg.output}/results.md, results.csv, paired.md and the plots")
 
 
 @model_app.command("fetch")
-def model_fetch(name: str = typer.Argument("smollm2-135m", help="A named model: smollm2-135m or tiny-random.")) -> None:
+def model_fetch(name: str = typer.Argument(PolicyConfig.model_fields["model"].default,
+                                           help="A named model: smollm2-135m or tiny-random.")) -> None:
     """Download a named model and convert it once into an ordinary checkpoint under RRO_HOME."""
     from rro.policy import PolicyError
     from rro.policy.models import fetch_model

@@ -1,84 +1,145 @@
 """Typed command configurations: one pydantic model per command, loadable from TOML and
-overridable from the command line. Invalid values fail at load time, naming the field."""
+overridable from the command line. Invalid values fail at load time, naming the field.
+
+This is the one place a setting is declared (`Field(default=..., description=...)`): command-line
+options, `--help`, TOML keys and `rro run` tables are derived from these models (`rro.cli_options`).
+An environment's own settings live in its `EnvSpec.options` model and are merged in here, so that
+every command takes them too.
+"""
 
 from __future__ import annotations
 
+import copy
 import json
 import tomllib
+import warnings
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
+from pydantic.fields import FieldInfo
 
-from rro.envs.base import Env, Task, make, spec
+from rro.envs import base as envs
+from rro.envs.base import Env, Task
 
 
 class ConfigError(ValueError):
     pass
 
 
+# The command-line flags of every command's output field.
+OUTPUT = {"cli": ["--output", "-o"]}
+
+
 class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid")  # a misspelt field is an error, not silently ignored
 
 
-class TaskSelection(StrictModel):
-    """Which tasks of which environment, and how the environment runs them. Some settings belong
-    to one environment (scheme, dbs, hardness, include_empty_dbs and backend: InterCode-SQL's)."""
+def _environment_fields(reserved: set[str], run_wide_only: bool = False) -> dict[str, tuple[Any, FieldInfo]]:
+    """Every installed environment's own settings (its `EnvSpec.options` model), as fields of the
+    command configs: so they are options, TOML keys and `rro run` table keys like any other. Two
+    environments may share a setting only when they declare it alike; an environment whose setting
+    clashes with another's, or takes a `reserved` name (one of rro's own), is left out, with a warning."""
+    fields: dict[str, tuple[Any, FieldInfo]] = {}
+    for env_spec in envs.specs():
+        own = env_spec.options.model_fields
+        clashes = [name for name, field in own.items() if name in reserved or name in fields and (
+            fields[name][0] != field.annotation
+            or fields[name][1].get_default(call_default_factory=True) != field.get_default(call_default_factory=True))]
+        if clashes:
+            reason = f"its options {clashes} clash with rro's own settings or another environment's"
+            warnings.warn(f"environment {env_spec.name} is left out: {reason}", stacklevel=2)
+            envs.disable(env_spec.name, reason)
+            continue
+        for name, field in own.items():
+            ENV_OPTIONS.setdefault(name, set()).add(env_spec.name)
+            extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+            if run_wide_only and not extra.get("run_wide"):
+                continue
+            if name not in fields:
+                shown = copy.copy(field)  # the environment's own model keeps its field as it is
+                shown.json_schema_extra = {**extra, "panel": f"Options of {env_spec.name}"}
+                fields[name] = (field.annotation, shown)
+            else:
+                owners = sorted(ENV_OPTIONS[name])
+                fields[name][1].json_schema_extra["panel"] = f"Options of {', '.join(owners)}"
+    return fields
 
-    env: str = "intercode-sql"
-    split: Literal["train", "dev", "test", "all"] = "test"  # dev: WebShop's goals 500-1499
-    scheme: Literal["by-query", "by-db", "records"] = "by-query"
-    dbs: list[str] = Field(default_factory=list)
-    hardness: list[Literal["easy", "medium", "hard", "extra"]] = Field(default_factory=list)
-    include_empty_dbs: bool = False
-    limit: int | None = Field(default=None, ge=1)
-    backend: Literal["sqlite", "mariadb"] = "sqlite"
-    max_steps: int = Field(default=10, ge=1)
-    # End an episode after this many consecutive turns without a valid action (0 = never).
-    max_invalid_turns: int = Field(default=3, ge=0)
+
+# Setting name -> the environments that declare it.
+ENV_OPTIONS: dict[str, set[str]] = {}
+
+
+def _refuse_other_environments_settings(config: BaseModel) -> None:
+    """A setting of another environment than the selected one may not be set (to other than its
+    default): it would be silently ignored."""
+    try:
+        env_spec = envs.spec(config.env)
+    except KeyError as err:
+        raise ValueError(err.args[0]) from None
+    fields = type(config).model_fields
+    for name in ENV_OPTIONS:
+        if name in fields and name not in env_spec.options.model_fields \
+                and getattr(config, name) != fields[name].get_default(call_default_factory=True):
+            raise ValueError(f"{name} is not a setting of {config.env}")
+
+
+class _TaskSelection(StrictModel):
+    env: str = Field(default="intercode-sql", description="The environment (`rro envs` lists them).")
+    split: Literal["train", "dev", "test", "all"] = Field(
+        default="test", description="Which tasks: train, test, all, or another of the environment's splits (`rro envs`).")
+    limit: int | None = Field(default=None, ge=1, description="Only the first N tasks of the split.")
+    max_steps: int = Field(default=10, ge=1, description="Turns before an episode is cut and scores 0.")
+    max_invalid_turns: int = Field(
+        default=3, ge=0, description="End an episode after this many consecutive turns without a valid action (0 = never).")
 
     @model_validator(mode="after")
-    def _options_of_the_env(self):
-        try:
-            env_spec = spec(self.env)
-        except KeyError as err:
-            raise ValueError(err.args[0]) from None
-        taken = set(env_spec.task_options) | set(env_spec.env_options)
-        for name in _ENV_SPECIFIC:
-            if name not in taken and getattr(self, name) != type(self).model_fields[name].get_default(call_default_factory=True):
-                raise ValueError(f"{name} is not a setting of {self.env}")
+    def _settings_of_the_env(self):
+        _refuse_other_environments_settings(self)
+        env_spec = envs.spec(self.env)
+        if self.split not in env_spec.splits:
+            raise ValueError(f"{self.env} has no split {self.split!r}; choose one of {', '.join(env_spec.splits)}")
+        env_spec.options.model_validate(self.env_options())  # its own validators, if it has any
         return self
 
+    def env_options(self) -> dict[str, Any]:
+        """The selected environment's own settings."""
+        return {name: getattr(self, name) for name in envs.spec(self.env).options.model_fields}
+
     def tasks(self) -> list[Task]:
-        env_spec = spec(self.env)
-        options = {name: getattr(self, name) for name in env_spec.task_options}
+        env_spec = envs.spec(self.env)
+        options = {name: value for name, value in self.env_options().items() if name in env_spec.task_options}
         tasks = env_spec.load_tasks(split=self.split, **options)
         return tasks[: self.limit] if self.limit else tasks
 
     def make_env(self) -> Env:
-        env_spec = spec(self.env)
-        return make(self.env, **{name: getattr(self, name) for name in env_spec.env_options})
-
-
-_ENV_SPECIFIC = ("scheme", "dbs", "hardness", "include_empty_dbs", "backend")
+        env_spec = envs.spec(self.env)
+        return env_spec.make(**{name: value for name, value in self.env_options().items()
+                                if name not in env_spec.task_options})
 
 
 class PolicyConfig(StrictModel):
     """Which model writes the agent's turns, where it runs, and how it samples."""
 
-    model: str = "smollm2-135m"  # a named model, a local checkpoint, or a transformers model id
-    policy_backend: Literal["hf", "openai"] = "hf"
-    base_url: str | None = None  # the OpenAI-compatible server, for policy_backend = "openai"
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
-    device: str = "auto"
-    max_batch_size: int | None = Field(default=None, ge=1)
-    temperature: float = Field(default=0.0, ge=0.0)  # 0 = greedy
-    top_p: float = Field(default=1.0, gt=0.0, le=1.0)
-    max_new_tokens: int = Field(default=256, ge=1)
-    seed: int = 0
-    # In-context examples in the first message; None = 1 for a base model, 0 for a checkpoint
-    # trained by rro (it learnt the format).
-    icl_shots: int | None = Field(default=None, ge=0, le=1)
+    model: str = Field(default="smollm2-135m",
+                       description="Model: a named model (smollm2-135m), a checkpoint folder or a transformers id.")
+    policy_backend: Literal["hf", "openai"] = Field(
+        default="hf", description="hf (transformers) or openai (an OpenAI-compatible server).")
+    base_url: str | None = Field(
+        default=None, description="The server for --policy-backend openai, e.g. http://127.0.0.1:8000/v1.")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        default="auto", description="Weights' type; auto: bf16 where the hardware has it.")
+    device: str = Field(default="auto", description="Where the model runs: auto, cpu, cuda, cuda:1, ...")
+    max_batch_size: int | None = Field(
+        default=None, ge=1, description="Most conversations per forward pass (default: all at once).")
+    temperature: float = Field(default=0.0, ge=0.0, description="Sampling temperature; 0 = greedy.")
+    top_p: float = Field(default=1.0, gt=0.0, le=1.0, description="Nucleus sampling's top-p.")
+    max_new_tokens: int = Field(default=256, ge=1, description="Token limit of one agent turn.")
+    seed: int = Field(default=0, description="Sampling seed.")
+    # The format is learnt in training, so a trained checkpoint needs no example.
+    icl_shots: int | None = Field(
+        default=None, ge=0, le=1,
+        description="In-context examples in the first message (default: 1 for a base model, 0 for an rro checkpoint).")
 
     def resolved_icl_shots(self) -> int:
         if self.icl_shots is not None:
@@ -95,18 +156,27 @@ class PolicyConfig(StrictModel):
         return load_policy(self.model, "hf", dtype=self.dtype, device=self.device, max_batch_size=self.max_batch_size)
 
 
+TaskSelection = create_model(
+    "TaskSelection", __base__=_TaskSelection, __module__=__name__,
+    __doc__="""Which tasks of which environment, and how the environment runs them: the general
+    settings, and every installed environment's own (InterCode-SQL's scheme, dbs, hardness,
+    include_empty_dbs and backend; a plug-in's), each refused while another environment is selected.""",
+    **_environment_fields(reserved=set(_TaskSelection.model_fields) | set(PolicyConfig.model_fields)))
+
+
 class EvalConfig(TaskSelection, PolicyConfig):
-    policy: Literal["model", "expert"] = "model"
-    tasks_per_batch: int = Field(default=64, ge=1)  # episodes run together (and environments open at once)
-    output: Path
+    policy: Literal["model", "expert"] = Field(default="model", description="model, or expert (the oracle; no model needed).")
+    tasks_per_batch: int = Field(default=64, ge=1, description="Episodes run together (and environments open at once).")
+    output: Path = Field(description="Output folder (episodes.jsonl, summary.json).", json_schema_extra=OUTPUT)
 
 
 class ExpertsConfig(TaskSelection):
-    split: Literal["train", "dev", "test", "all"] = "train"
-    # Keep trajectories scoring at least this. WebShop's oracle scores below 1.0 when search misses
-    # the goal product; lower it there to train on near misses as well.
-    min_reward: float = 1.0
-    output: Path
+    split: Literal["train", "dev", "test", "all"] = Field(
+        default="train", description="Which tasks: train, test, all, or another of the environment's splits (`rro envs`).")
+    # WebShop's oracle scores below 1.0 when search misses the goal product; lower it there to train
+    # on near misses as well.
+    min_reward: float = Field(default=1.0, description="Keep trajectories scoring at least this.")
+    output: Path = Field(description="Output JSONL (chat messages, one trajectory per line).", json_schema_extra=OUTPUT)
 
 
 Config = TypeVar("Config", bound=BaseModel)
@@ -141,25 +211,32 @@ def load_config(cls: type[Config], path: Path | None = None, **overrides: Any) -
 class ExploreConfig(TaskSelection, PolicyConfig):
     """`rro explore`: collect preference pairs with one strategy. Defaults follow DESIGN §2."""
 
-    split: Literal["train", "dev", "test", "all"] = "train"
-    strategy: Literal["rising", "fixed", "ipr", "outcome"] = "rising"
-    rollouts: int = Field(default=5, ge=1)  # N: rollouts per Q (or V) estimate
-    max_candidates: int = Field(default=5, ge=1)  # K_max for rising, K for fixed
-    temperature: float = Field(default=1.0, ge=0.0)  # T_explore: how candidates are drawn
-    rollout_temperature: float = Field(default=1.0, ge=0.0)  # T_rollout: how rollouts continue
-    margin: float = 0.0  # rising means q > prev + margin
-    pair_gap: float = Field(default=0.01, ge=0.0)  # pair when q(best) - q(other) >= pair_gap
-    prev0: Literal["value", "zero"] = "value"  # the value the first step must rise above
-    on_no_rise: Literal["continue", "stop"] = "continue"
-    tau: float = Field(default=0.0, ge=0.0)  # ipr/outcome: pair when the expert is better by more than tau
-    # Stop a rising candidate's rollouts once it can no longer rise (decisions stay the same).
-    adaptive: bool = False
-    tasks_per_batch: int = Field(default=8, ge=1)  # tasks explored together (one resumable chunk)
-    output: Path
+    split: Literal["train", "dev", "test", "all"] = Field(
+        default="train", description="Which tasks: train, test, all, or another of the environment's splits (`rro envs`).")
+    strategy: Literal["rising", "fixed", "ipr", "outcome"] = Field(
+        default="rising", description="rising (RRO), fixed (K candidates every step), ipr or outcome.")
+    rollouts: int = Field(default=5, ge=1, description="N: rollouts per value estimate.")
+    max_candidates: int = Field(default=5, ge=1, description="K: most candidates per step (rising), or all of them (fixed).")
+    temperature: float = Field(default=1.0, ge=0.0, description="T_explore: the temperature candidates are drawn at.")
+    rollout_temperature: float = Field(default=1.0, ge=0.0, description="T_rollout: the temperature rollouts continue at.")
+    margin: float = Field(default=0.0, description="A candidate rises when its Q > the previous value + margin.")
+    pair_gap: float = Field(default=0.01, ge=0.0, description="Pair two candidates when their Qs differ by at least this.")
+    prev0: Literal["value", "zero"] = Field(
+        default="value", description="What the first step must rise above: the start state's value, or zero.")
+    on_no_rise: Literal["continue", "stop"] = Field(
+        default="continue", description="When no candidate rises: continue from the best, or stop the task.")
+    tau: float = Field(default=0.0, ge=0.0, description="ipr/outcome: pair when the expert is better by more than tau.")
+    # Decisions stay the same: a candidate is only cut once its remaining rollouts cannot change them.
+    adaptive: bool = Field(default=False, description="Stop a candidate's rollouts once it cannot rise.")
+    tasks_per_batch: int = Field(default=8, ge=1, description="Tasks explored together (one resumable chunk).")
+    output: Path = Field(description="Output folder (pairs.jsonl, walks.jsonl, steps.jsonl, stats.json).",
+                         json_schema_extra=OUTPUT)
 
 
 def guard_output_dir(config: BaseModel, out: Path, keys: tuple[str, ...]) -> None:
     """Refuse to mix runs: `out` may only be reused (resumed) with the same values of `keys`."""
+    if isinstance(config, _TaskSelection):  # the environment's own settings identify a run as well
+        keys = tuple(dict.fromkeys((*keys, *config.env_options())))
     saved_path = out / "config.json"
     dumped = config.model_dump(mode="json")  # paths as strings, as they are saved
     identity = {key: dumped[key] for key in keys}
@@ -178,64 +255,120 @@ def guard_output_dir(config: BaseModel, out: Path, keys: tuple[str, ...]) -> Non
 class TrainConfig(StrictModel):
     """What `rro sft` and `rro dpo` share. Defaults suit a 135M model on 2 CPU cores."""
 
-    model: str = "smollm2-135m"  # where training starts: a named model, a checkpoint or a model id
-    output: Path  # the trained checkpoint (an ordinary transformers folder)
-    limit: int | None = Field(default=None, ge=1)  # train on the first N records only
-    epochs: float = Field(default=2.0, gt=0)
-    learning_rate: float = Field(default=1e-4, gt=0)
-    batch_size: int = Field(default=2, ge=1)  # per device
-    gradient_accumulation_steps: int = Field(default=4, ge=1)
-    warmup_steps: float = Field(default=0.05, ge=0)  # a fraction of all steps when below 1
-    max_length: int = Field(default=1024, ge=32)  # tokens of one record (prompt + completion)
-    lora: bool = False  # full fine-tuning by default; LoRA adapters are merged into the saved weights
-    lora_r: int = Field(default=16, ge=1)
-    lora_alpha: int = Field(default=32, ge=1)
-    # auto: bf16 autocast (fp32 master weights) on GPUs and CPUs with native bf16, else fp32.
-    precision: Literal["auto", "bf16", "fp32"] = "auto"
-    # Recompute activations in the backward pass: less memory (set it for billion-parameter models),
-    # but 1.1-1.2x slower for a 135M model on 2 CPU cores (bench/sft_throughput.py).
-    activation_checkpointing: bool = False
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    save_steps: int = Field(default=20, ge=1)  # optimizer steps between resumable checkpoints
-    logging_steps: int = Field(default=5, ge=1)
-    report_to: Literal["none", "tensorboard", "wandb"] = "none"
-    seed: int = 0
+    model: str = Field(default="smollm2-135m",
+                       description="Where training starts: a named model (smollm2-135m), a checkpoint folder or a transformers id.")
+    output: Path = Field(description="The checkpoint folder to write (an ordinary transformers folder).",
+                         json_schema_extra=OUTPUT)
+    limit: int | None = Field(default=None, ge=1, description="Train on the first N records only.")
+    epochs: float = Field(default=2.0, gt=0, description="Passes over the data (may be fractional).")
+    learning_rate: float = Field(default=1e-4, gt=0, description="Peak learning rate (cosine schedule).",
+                                 json_schema_extra={"cli": ["--lr"]})
+    batch_size: int = Field(default=2, ge=1, description="Records per device and step (gradient accumulation: --grad-accum).")
+    gradient_accumulation_steps: int = Field(default=4, ge=1, description="Steps accumulated per optimizer update.",
+                                             json_schema_extra={"cli": ["--grad-accum"]})
+    warmup_steps: float = Field(default=0.05, ge=0, description="Warm-up steps; a fraction of all steps when below 1.")
+    max_length: int = Field(default=1024, ge=32, description="Token limit of one record (prompt + completion).")
+    lora: bool = Field(default=False, description="LoRA adapters (merged into the saved weights) or full fine-tuning.",
+                       json_schema_extra={"cli": ["--lora/--full"]})
+    lora_r: int = Field(default=16, ge=1, description="LoRA's rank.")
+    lora_alpha: int = Field(default=32, ge=1, description="LoRA's alpha.")
+    precision: Literal["auto", "bf16", "fp32"] = Field(
+        default="auto", description="auto: bf16 autocast (fp32 master weights) on GPUs and CPUs with native bf16, else fp32.")
+    # Less memory (set it for billion-parameter models), but 1.1-1.2x slower for a 135M model on 2
+    # CPU cores (bench/sft_throughput.py).
+    activation_checkpointing: bool = Field(default=False, description="Recompute activations in the backward pass.")
+    device: Literal["auto", "cpu", "cuda"] = Field(default="auto", description="Where to train.")
+    save_steps: int = Field(default=20, ge=1, description="Optimizer steps between resumable checkpoints.")
+    logging_steps: int = Field(default=5, ge=1, description="Optimizer steps between loss log lines.")
+    report_to: Literal["none", "tensorboard", "wandb"] = Field(default="none", description="Where loss curves go.")
+    seed: int = Field(default=0, description="Training seed.")
 
 
 class SftConfig(TrainConfig):
     """`rro sft`: supervised fine-tuning on expert trajectories, loss on assistant turns only."""
 
-    data: list[Path] = Field(min_length=1)  # JSONL files with a `messages` list per line (rro data experts)
+    data: list[Path] = Field(min_length=1, description="Expert trajectories (JSONL with `messages`, from rro data experts).")
 
 
 class DpoConfig(TrainConfig):
     """`rro dpo`: DPO on preference pairs; the reference model is the starting (SFT) model."""
 
-    pairs: list[Path] = Field(min_length=1)  # pairs.jsonl files (rro explore); step and outcome pairs mix
-    epochs: float = Field(default=2.0, gt=0)
-    learning_rate: float = Field(default=1e-5, gt=0)
-    beta: float = Field(default=0.1, gt=0)
-    # Weight of an SFT (NLL) term on the chosen side, as IPR's mixture loss; 0 = plain DPO.
-    sft_weight: float = Field(default=0.0, ge=0)
+    model: str = Field(default="smollm2-135m",
+                       description="The SFT checkpoint to start from; it is also the reference model.")
+    pairs: list[Path] = Field(min_length=1, description="Preference pairs (pairs.jsonl from rro explore; step and outcome pairs mix).")
+    epochs: float = Field(default=2.0, gt=0, description="Passes over the data (may be fractional).")
+    learning_rate: float = Field(default=1e-5, gt=0, description="Peak learning rate (cosine schedule).",
+                                 json_schema_extra={"cli": ["--lr"]})
+    beta: float = Field(default=0.1, gt=0, description="DPO's beta.")
+    sft_weight: float = Field(default=0.0, ge=0,
+                              description="Weight of an SFT (NLL) term on the chosen side, as IPR's mixture loss; 0 = plain DPO.")
 
 
-class PipelineConfig(StrictModel):
+class _PipelineConfig(StrictModel):
     """`rro run`: experts -> sft -> eval -> (explore -> dpo -> eval) per strategy and iteration.
 
     The top-level fields are shared by every stage; each stage's table (`[sft]`, `[eval]`, ...) takes
-    that command's own fields. Fields that the pipeline wires itself (models, data, outputs) are
-    refused in the tables.
+    that command's own fields. Fields that the pipeline wires itself (models, data, outputs, and the
+    environment's run-wide settings such as InterCode-SQL's backend and scheme) are refused in the
+    tables.
     """
 
-    output: Path  # the run directory
-    model: str = "smollm2-135m"  # where SFT starts
-    env: str = "intercode-sql"
-    backend: Literal["sqlite", "mariadb"] = "sqlite"
-    scheme: Literal["by-query", "by-db", "records"] = "by-query"
-    strategies: list[Literal["rising", "fixed", "ipr", "outcome"]] = Field(default_factory=lambda: ["rising"], min_length=1)
-    iterations: int = Field(default=1, ge=1)  # explore -> dpo -> eval again from the newest model, as IPR
-    experts: dict[str, Any] = Field(default_factory=dict)
-    sft: dict[str, Any] = Field(default_factory=dict)
-    eval: dict[str, Any] = Field(default_factory=dict)
-    explore: dict[str, Any] = Field(default_factory=dict)
-    dpo: dict[str, Any] = Field(default_factory=dict)
+    output: Path = Field(description="The run directory.", json_schema_extra=OUTPUT)
+    model: str = Field(default="smollm2-135m", description="Where SFT starts.")
+    env: str = Field(default="intercode-sql", description="The environment (`rro envs` lists them).")
+    strategies: list[Literal["rising", "fixed", "ipr", "outcome"]] = Field(
+        default_factory=lambda: ["rising"], min_length=1, description="The exploration strategies compared.")
+    iterations: int = Field(default=1, ge=1, description="explore -> dpo -> eval again from the newest model, as IPR.")
+    experts: dict[str, Any] = Field(default_factory=dict, description="`rro data experts` settings.")
+    sft: dict[str, Any] = Field(default_factory=dict, description="`rro sft` settings.")
+    eval: dict[str, Any] = Field(default_factory=dict, description="`rro eval` settings (both evaluations).")
+    explore: dict[str, Any] = Field(default_factory=dict, description="`rro explore` settings.")
+    dpo: dict[str, Any] = Field(default_factory=dict, description="`rro dpo` settings.")
+
+    @model_validator(mode="after")
+    def _settings_of_the_env(self):
+        _refuse_other_environments_settings(self)
+        return self
+
+    def run_wide_options(self) -> dict[str, Any]:
+        """The selected environment's settings that hold for the whole run (InterCode-SQL: backend
+        and scheme): the pipeline gives them to every stage, and the stage tables may not set them."""
+        fields = type(self).model_fields
+        return {name: getattr(self, name) for name in envs.spec(self.env).options.model_fields if name in fields}
+
+
+PipelineConfig = create_model(
+    "PipelineConfig", __base__=_PipelineConfig, __module__=__name__, __doc__=_PipelineConfig.__doc__,
+    **_environment_fields(reserved=set(_PipelineConfig.model_fields), run_wide_only=True))
+
+
+
+class PlayConfig(TaskSelection):
+    """`rro play`: one task by hand."""
+
+    split: Literal["train", "dev", "test", "all"] = Field(default="all", description="The split the task is in.")
+    task: str = Field(description="The task's id, as in episodes.jsonl (InterCode's record index, WebShop's goal index).")
+
+
+class ReportConfig(StrictModel):
+    """`rro report`: tables and plots of pipeline runs."""
+
+    runs: list[Path] = Field(min_length=1, description="Run directories of `rro run`.")
+    output: Path = Field(description="Folder for results.md, results.csv and the plots.", json_schema_extra=OUTPUT)
+    resamples: int = Field(default=2000, ge=1, description="Bootstrap resamples for the confidence intervals.")
+
+
+def _check_environment_setting_names() -> None:
+    """An environment's setting may not take the name of a command's own setting either (the
+    command's wins): such an environment is left out, with a warning."""
+    own: set[str] = set()
+    for model in (EvalConfig, ExpertsConfig, ExploreConfig, PlayConfig):
+        own |= set(model.__annotations__)
+    for name, owners in ENV_OPTIONS.items():
+        for env_name in sorted(owners & set(envs.names()) if name in own else ()):
+            reason = f"its option {name!r} has the name of a setting of rro's own"
+            warnings.warn(f"environment {env_name} is left out: {reason}", stacklevel=2)
+            envs.disable(env_name, reason)
+
+
+_check_environment_setting_names()

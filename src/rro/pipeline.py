@@ -89,7 +89,7 @@ def plan(config: PipelineConfig) -> tuple[list[Stage], list[dict[str, Any]]]:
     from rro.train.sft import sft
 
     run = Path(config.output)
-    tasks = {"env": config.env, "backend": config.backend, "scheme": config.scheme}
+    tasks = {"env": config.env, **config.run_wide_options()}
     experts_file = run / "experts.jsonl"
     stages = [
         Stage("experts", _stage_config(ExpertsConfig, "experts", config.experts, {**tasks, "output": experts_file}),
@@ -145,6 +145,6 @@ def run_pipeline(config: PipelineConfig) -> dict[str, Any]:
         started = time.time()
         stage.run(stage.config)
         write_json_atomic(marker, {"config": wanted, "seconds": round(time.time() - started, 1)})
-    results = {"run": str(run), "env": config.env, "backend": config.backend, "methods": methods}
+    results = {"run": str(run), "env": config.env, **config.run_wide_options(), "methods": methods}
     write_json_atomic(run / "results.json", results)
     return results

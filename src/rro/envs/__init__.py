@@ -1,5 +1,5 @@
-"""Environments behind one small interface; see `rro.envs.base`."""
+"""Environments behind one small interface; see `rro.envs.base` (and README "Your own environment")."""
 
-from rro.envs.base import Env, EnvSpec, StepResult, Task, make, names, spec
+from rro.envs.base import Env, EnvSpec, Example, ParsedAction, StepResult, Task, make, names, spec
 
-__all__ = ["Env", "EnvSpec", "StepResult", "Task", "make", "names", "spec"]
+__all__ = ["Env", "EnvSpec", "Example", "ParsedAction", "StepResult", "Task", "make", "names", "spec"]

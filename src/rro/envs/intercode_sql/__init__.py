@@ -1,20 +1,18 @@
-"""InterCode-SQL on MariaDB or SQLite: Spider-dev questions answered with MySQL statements."""
+"""InterCode-SQL on MariaDB or SQLite: Spider-dev questions answered with MySQL statements.
 
-from rro.envs.base import EnvSpec, register
-from rro.envs.intercode_sql.dataset import ENV_NAME, load_tasks
-from rro.envs.intercode_sql.env import SUBMIT, IntercodeSqlEnv
-from rro.envs.intercode_sql.expert import expert
+The environment's declaration is `rro.envs.intercode_sql.spec.SPEC`. The names below load on first
+use, so that importing the declaration stays cheap.
+"""
 
-register(
-    EnvSpec(
-        name=ENV_NAME,
-        make=IntercodeSqlEnv,
-        load_tasks=load_tasks,
-        expert=expert,
-        terminal_actions=frozenset({SUBMIT}),
-        task_options=("scheme", "dbs", "hardness", "include_empty_dbs"),
-        env_options=("backend",),
-    )
-)
+from importlib import import_module
 
-__all__ = ["IntercodeSqlEnv", "load_tasks", "expert"]
+_LAZY = {"IntercodeSqlEnv": "env", "load_tasks": "dataset", "expert": "expert"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(import_module(f"rro.envs.intercode_sql.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = list(_LAZY)

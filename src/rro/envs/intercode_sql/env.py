@@ -14,13 +14,13 @@ from typing import Literal
 from rro.envs.base import StepResult, Task
 from rro.envs.intercode_sql.dataset import DUMP_FILE, ENV_NAME
 from rro.envs.intercode_sql.reward import intercode_reward
+from rro.envs.intercode_sql.spec import SUBMIT
 from rro.envs.intercode_sql.sandbox import Refused, check_statement
 from rro.envs.intercode_sql.sqlite_backend import ExecResult, SqliteBackend
 from rro.fetch import require_cached
 
 Backend = Literal["sqlite", "mariadb"]
 BACKENDS: tuple[str, ...] = ("sqlite", "mariadb")
-SUBMIT = "submit"
 NO_RESULT_SET = "Query OK: the statement returned no result set."
 
 

@@ -1,23 +1,19 @@
 """WebShop (Yao et al. 2022): shop for a product described by a human instruction, on WebShop's own
-data files. `webshop` uses the 1000-product catalogue (upstream's default), `webshop-full` the full one."""
+data files. `webshop` uses the 1000-product catalogue (upstream's default), `webshop-full` the full one.
 
-from functools import partial
+The environments' declarations are `rro.envs.webshop.spec.SPECS`. The names below load on first
+use, so that importing the declarations stays cheap.
+"""
 
-from rro.envs.base import EnvSpec, register
-from rro.envs.webshop.catalog import ENV_NAMES, task_loader
-from rro.envs.webshop.env import BUY_ACTION, WebShopEnv
-from rro.envs.webshop.expert import expert
+from importlib import import_module
 
-for _name in ENV_NAMES:
-    register(
-        EnvSpec(
-            name=_name,
-            make=partial(WebShopEnv, _name),
-            load_tasks=task_loader(_name),
-            expert=expert,
-            terminal_actions=frozenset({BUY_ACTION}),
-            reward_range=(0.0, 1.0),
-        )
-    )
+_LAZY = {"WebShopEnv": "env", "expert": "expert"}
 
-__all__ = ["WebShopEnv", "expert"]
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(import_module(f"rro.envs.webshop.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = list(_LAZY)

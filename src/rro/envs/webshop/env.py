@@ -18,7 +18,6 @@ from rro.envs.webshop.catalog import ENV_NAMES, CatalogSize, load_catalog
 from rro.envs.webshop.reward import webshop_reward
 from rro.envs.webshop.search import SearchEngine
 
-BUY_ACTION = "click[buy now]"
 _ACTION = re.compile(r"(.+)\[(.+)\]")  # upstream's parse_action (re.match: anchored at the start)
 
 
