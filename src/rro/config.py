@@ -148,6 +148,12 @@ class ExploreConfig(TaskSelection, PolicyConfig):
     temperature: float = Field(default=1.0, ge=0.0)  # T_explore: how candidates are drawn
     rollout_temperature: float = Field(default=1.0, ge=0.0)  # T_rollout: how rollouts continue
     margin: float = 0.0  # rising means q > prev + margin
+    rise_at_max: bool = Field(default=False, description=(
+        "The ceiling rule: a candidate whose Q equals the top of the environment's reward_range also counts as "
+        "rising, whatever the previous value (nothing can exceed it). Off: only q > prev + margin rises."))
+    anchor: Literal["policy", "expert"] = Field(default="policy", description=(
+        "Which states rising and fixed explore: 'policy' walks on from each step's chosen candidate; 'expert' "
+        "explores the expert trajectory's prefixes, the bar at each being Q(previous prefix, expert action)."))
     pair_gap: float = Field(default=0.01, ge=0.0)  # pair when q(best) - q(other) >= pair_gap
     prev0: Literal["value", "zero"] = "value"  # the value the first step must rise above
     on_no_rise: Literal["continue", "stop"] = "continue"
@@ -157,6 +163,13 @@ class ExploreConfig(TaskSelection, PolicyConfig):
     tasks_per_batch: int = Field(default=8, ge=1)  # tasks explored together (one resumable chunk)
     output: Path
 
+    @model_validator(mode="after")
+    def _anchor_of_a_walk(self):
+        if self.anchor == "expert" and self.strategy not in ("rising", "fixed"):
+            raise ValueError(f"anchor = 'expert' applies to the rising and fixed strategies, not {self.strategy!r} "
+                             "(ipr already walks the expert trajectory)")
+        return self
+
 
 def guard_output_dir(config: BaseModel, out: Path, keys: tuple[str, ...]) -> None:
     """Refuse to mix runs: `out` may only be reused (resumed) with the same values of `keys`."""
@@ -165,7 +178,10 @@ def guard_output_dir(config: BaseModel, out: Path, keys: tuple[str, ...]) -> Non
     identity = {key: dumped[key] for key in keys}
     if saved_path.exists():
         saved = json.loads(saved_path.read_text())
-        changed = {k: (saved.get(k), v) for k, v in identity.items() if saved.get(k) != v}
+        # A setting rro gained after the run was saved counts as the same when it is at its default.
+        defaults = {k: type(config).model_fields[k].get_default(call_default_factory=True) for k in keys}
+        saved = {k: saved.get(k, defaults[k]) for k in keys}
+        changed = {k: (saved[k], v) for k, v in identity.items() if saved[k] != v}
         if changed:
             details = ", ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in changed.items())
             raise ConfigError(f"{out} holds a run with different settings ({details}); use another output folder")
