@@ -254,4 +254,8 @@ class PipelineConfig(StrictModel):
     sft: dict[str, Any] = Field(default_factory=dict)
     eval: dict[str, Any] = Field(default_factory=dict)
     explore: dict[str, Any] = Field(default_factory=dict)
+    variants: dict[str, dict[str, Any]] = Field(default_factory=dict, description=(
+        "Named methods beside `strategies`: [variants.NAME] holds a `strategy` and the [explore] settings that "
+        "differ for it (e.g. [variants.rising-expert] strategy = 'rising', anchor = 'expert'). Each runs "
+        "explore -> dpo -> eval from the same model as the strategies, in RUN/NAME/, reported as NAME."))
     dpo: dict[str, Any] = Field(default_factory=dict)
