@@ -51,3 +51,21 @@ def test_variants_and_iterations(tmp_path):
     _, methods = plan(pipeline(tmp_path, strategies=["rising"], iterations=2, variants={"rx": {"strategy": "rising"}}))
     assert [m["method"] for m in methods] == ["sft", "rising-1", "rising-2", "rx-1", "rx-2"]
     assert methods[4]["explore"] == [str(tmp_path / "run" / "rx" / f"iter{i}" / "explore") for i in (1, 2)]
+
+
+def test_compare_large_explores_the_same_tasks_with_both_anchors(tmp_path):
+    from pathlib import Path
+
+    from rro.config import load_config
+
+    config = load_config(PipelineConfig, Path(__file__).parents[1] / "configs" / "compare-large.toml")
+    stages, methods = plan(config)
+    assert [m["method"] for m in methods] == ["sft", "rising", "fixed", "ipr", "rising-expert", "fixed-expert"]
+    explores = [stage.config for stage in stages if stage.name.startswith("explore-")]
+    assert {(c.strategy, c.anchor) for c in explores} == {("rising", "policy"), ("fixed", "policy"), ("ipr", "policy"),
+                                                          ("rising", "expert"), ("fixed", "expert")}
+    assert {(c.limit, c.rollouts, c.max_candidates, c.seed, c.split) for c in explores} == {(200, 2, 3, 0, "train")}
+    dpos = [stage.config.model_dump(exclude={"pairs", "output"}) for stage in stages if stage.name.startswith("dpo-")]
+    assert len(dpos) == 5 and all(d == dpos[0] for d in dpos)  # the same DPO settings for every method
+    evals = [stage.config for stage in stages if stage.name.startswith("eval-")]
+    assert {(c.split, c.scheme, c.limit) for c in evals} == {("test", "by-query", None)}

@@ -123,13 +123,19 @@ def plan(config: PipelineConfig) -> tuple[list[Stage], list[dict[str, Any]]]:
             model = where / "dpo"
             methods.append({
                 "method": name if config.iterations == 1 else f"{name}-{iteration}",
-                "strategy": strategy, "anchor": explore_config.anchor, "rise_at_max": explore_config.rise_at_max,
+                "strategy": strategy, **_walk_settings(explore_config),
                 "iteration": iteration, "sft": str(run / "sft"),
                 "explore": [str(run / name / f"iter{i}" / "explore") for i in range(1, iteration + 1)],
                 "dpo": [str(run / name / f"iter{i}" / "dpo") for i in range(1, iteration + 1)],
                 "eval": str(where / "eval"),
             })
     return stages, methods
+
+
+def _walk_settings(config: ExploreConfig) -> dict[str, Any]:
+    """The settings that only rising and fixed walks have (None for ipr and outcome)."""
+    walked = config.strategy in ("rising", "fixed")
+    return {"anchor": config.anchor if walked else None, "rise_at_max": config.rise_at_max if walked else None}
 
 
 _METHOD_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]*")
