@@ -205,3 +205,25 @@ def test_expert_anchor_on_intercode_sql_walks_the_expert_with_the_tiny_model(tmp
         assert all(s["anchor"] == "expert" and 1 <= s["candidates"] <= 2 for s in walk["steps"])
     env.close()
     assert stats["anchor"] == "expert" and stats["tasks"] == 2
+
+
+# --- cost against competence (rro.report) ---------------------------------------------------------
+
+
+def test_competence_points_put_the_cost_of_each_exploration_against_its_mean_v_s0(tmp_path):
+    from rro.report import competence_points, write_competence_plot
+
+    toy_task("1", WITH_MAX)
+    weak = run(tmp_path / "weak", {("1", ()): ["a", "c"], ("1", ("c",)): ["submit"] * 2}, {("1", ()): ["c", "a"]},
+               max_candidates=2)  # V(s0) = (0.4 - 0.5) / 2 = -0.05
+    strong = run(tmp_path / "strong", AT_THE_TOP, V_S0_AT_THE_TOP, max_candidates=3, rise_at_max=True)  # V(s0) = 1.0
+    points = write_competence_plot([tmp_path / "weak", tmp_path / "strong"], tmp_path / "report")
+    assert [p["mean_v0"] for p in points] == [pytest.approx(-0.05), 1.0]
+    assert [p["candidates_per_step"] for p in points] == [weak[0]["candidates_per_step"]["mean"], 1.0]
+    assert [p["rollouts_per_pair"] for p in points] == [weak[0]["rollouts_per_pair"], None]  # no pair at the top
+    assert [p["rise_at_max"] for p in points] == [False, True] and strong[0]["pairs"] == 0
+    assert json.loads((tmp_path / "report" / "competence.json").read_text()) == points
+    assert (tmp_path / "report" / "competence.png").stat().st_size > 0
+    run(tmp_path / "zero", {("1", ()): ["f"], ("1", ("f",)): ["submit"]}, prev0="zero", max_candidates=1)
+    with pytest.raises(ValueError, match="prev0 = 'value'"):
+        competence_points([tmp_path / "zero"])
