@@ -227,3 +227,17 @@ def test_competence_points_put_the_cost_of_each_exploration_against_its_mean_v_s
     run(tmp_path / "zero", {("1", ()): ["f"], ("1", ("f",)): ["submit"]}, prev0="zero", max_candidates=1)
     with pytest.raises(ValueError, match="prev0 = 'value'"):
         competence_points([tmp_path / "zero"])
+
+
+def test_expert_anchor_bar_is_exact_under_the_adaptive_budget(tmp_path):
+    toy_task("1", {"hi": 1.0, "lo": -1.0, "c": 0.0, "d": 0.0}, expert=["c"])
+    candidates = {("1", ()): ["c", "d"], ("1", ("c",)): ["submit"]}
+    # c (the expert's action) stops after 2 rollouts (at most -1/3 then: cannot rise above 0); d rises.
+    scripts = {("1", ("c",)): ["lo", "lo", "hi"], ("1", ("d",)): ["hi"] * 3}
+    _, (walk,), pairs = run(tmp_path, candidates, scripts, rollouts=3, max_candidates=2, prev0="zero",
+                            adaptive=True, anchor="expert")
+    # c's estimate is the next bar, so it is topped up to all 3 rollouts: Q(s0, c) = -1/3, not -1.
+    assert walk["values"] == [0.0, pytest.approx(-1 / 3)]
+    assert walk["steps"][0]["rollouts"] == 6 and walk["steps"][0]["rollouts_saved"] == 0
+    assert [words(p) for p in pairs] == [("d", "c")] and pairs[0]["q_rejected"] == pytest.approx(-1 / 3)
+    assert [s["rose"] for s in walk["steps"]] == [True, True]  # submit after c: 0.0 > -1/3

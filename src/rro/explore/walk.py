@@ -194,7 +194,8 @@ def _complete_where_needed(walks: list[TaskWalk], values: MonteCarloValues, sett
                            rule: RiseRule) -> None:
     """Top up stopped estimates where their exact value decides something, so that the adaptive
     budget changes no decision: every value when nothing rose (the best is picked among them), and,
-    after a rise, those whose pairing with the rising candidate is not yet certain."""
+    after a rise, those whose pairing with the rising candidate is not yet certain. With the expert
+    anchor also a candidate that took the expert's action: its estimate becomes the next bar."""
     needed = []
     for walk in walks:
         best = max(walk.tried, key=lambda c: c.q)
@@ -203,6 +204,9 @@ def _complete_where_needed(walks: list[TaskWalk], values: MonteCarloValues, sett
         else:  # the rising candidate ran all N rollouts: its value is exact
             needed += [c.estimate.key for c in walk.tried
                        if values.is_partial(c.estimate.key) and values.upper_bound(c.estimate.key) > best.q - settings.pair_gap]
+        if walk.expert_turn is not None:
+            expert_action = parse_turn(walk.expert_turn, walk.task.env).action
+            needed += [c.estimate.key for c in walk.tried if c.action == expert_action and values.is_partial(c.estimate.key)]
     if needed:
         values.complete(needed)
     for walk in walks:
