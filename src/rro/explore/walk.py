@@ -79,7 +79,8 @@ class RiseRule:
 
 @dataclass
 class TaskWalk:
-    """One task's walk: its live environment and episode (the chosen path), and what it produced."""
+    """One task's walk: its live environment and episode (the chosen path; the expert's with the
+    expert anchor), and what it produced."""
 
     task: Task
     env: Env
@@ -89,7 +90,7 @@ class TaskWalk:
     step_started: float = 0.0
     steps: list[dict[str, Any]] = field(default_factory=list)  # one cost record per step
     pairs: list[dict[str, Any]] = field(default_factory=list)
-    values: list[float] = field(default_factory=list)  # prev0, then q(best) of each step: the chain
+    values: list[float] = field(default_factory=list)  # the bars: prev0, then q(best) (expert: Q(s, expert action)) per step
     initial_cost: dict[str, int] = field(default_factory=dict)  # what V(s0) cost
     end: str = ""  # why the walk ended: submitted, max_steps, invalid, no_rise (expert anchor: also expert_ended)
     # Expert anchor only: the expert's turns still to come, its next turn, and the estimate that set
