@@ -13,7 +13,9 @@ run again. Axes (each overridable; the defaults are the grid the paper's reviewe
     on_no_rise    continue, stop
 
 With `--fixed`, fixed-size exploration (best of K, never stopping early) also runs once per
-(anchor, N, K), and each rising cell is compared with the fixed cell of its anchor, N and K.
+(anchor, N, K), and each rising cell is compared with the fixed cell of its anchor, N and K. Fixed
+cells start from prev0 = "zero" and their rollouts leave out the expert anchor's bars: fixed needs
+neither, so its cost is what it samples and values.
 Prints one table (candidates per step, rollouts per pair, pairs, rising rate, ...) and writes every
 cell's figures to `OUT/ablations.json`.
 
@@ -29,6 +31,7 @@ import itertools
 import json
 from pathlib import Path
 
+from rro.agent.trajectory import read_jsonl
 from rro.config import ExploreConfig
 from rro.explore import explore
 
@@ -41,19 +44,23 @@ def cell_name(strategy: str, cell: dict) -> str:
             f"{cell['prev0']}-N{cell['rollouts']}-K{cell['max_candidates']}-{cell['on_no_rise']}")
 
 
-def figures(stats: dict) -> dict:
-    """What the table shows of one cell's stats.json."""
-    steps = [int(k) for k, v in stats["candidates_per_step"]["histogram"].items() for _ in range(v)]
+def figures(folder: Path, strategy: str, k: int) -> dict:
+    """What the table shows of one cell (explored with K_max = k). `fixed` never uses the expert
+    anchor's bars (they only label its `rose` flag), so its own cost leaves their rollouts out."""
+    stats = json.loads((folder / "stats.json").read_text())
+    histogram = stats["candidates_per_step"]["histogram"]
+    bar_rollouts = sum(step.get("bar_rollouts", 0) for step in read_jsonl(folder / "steps.jsonl"))
+    rollouts = stats["rollouts"] - (bar_rollouts if strategy == "fixed" else 0)
     return {
         "tasks": stats["tasks"],
         "steps": stats["steps"],
         "candidates_per_step": stats["candidates_per_step"]["mean"],
-        "share_of_steps_at_k": (sum(1 for s in steps if s == stats["candidates_per_step"]["max"]) / len(steps)
-                                if steps else None),
+        "share_of_steps_at_k": histogram.get(str(k), 0) / stats["steps"] if stats["steps"] else None,
         "histogram": stats["candidates_per_step"]["histogram"],
         "pairs": stats["pairs"],
-        "rollouts": stats["rollouts"],
-        "rollouts_per_pair": stats["rollouts_per_pair"],
+        "rollouts": rollouts,
+        "bar_rollouts": bar_rollouts,
+        "rollouts_per_pair": rollouts / stats["pairs"] if stats["pairs"] else None,
         "rising_rate": stats["rising_rate"],
         "generated_tokens": stats["generated_tokens"],
         "mean_final_reward": stats["mean_final_reward"],
@@ -104,13 +111,12 @@ def main() -> None:
         config = ExploreConfig(strategy=strategy, output=args.output / name, **common, **cell)
         stats_file = config.output / "stats.json"
         # stats.json is written when a run ends: a cell that has it for all its tasks is finished.
-        if stats_file.exists() and json.loads(stats_file.read_text())["tasks"] == len(config.tasks()):
-            stats = json.loads(stats_file.read_text())  # a finished cell: read, not run
-        else:
+        if not (stats_file.exists() and json.loads(stats_file.read_text())["tasks"] == len(config.tasks())):
             print(f"[{number}/{len(runs)}] {name}", flush=True)
             policy = policy or config.load_policy()  # one model for every cell
-            stats = explore(config, policy=policy)
-        results.append({"cell": name, "strategy": strategy, "setting": cell, **figures(stats)})
+            explore(config, policy=policy)
+        results.append({"cell": name, "strategy": strategy, "setting": cell,
+                        **figures(config.output, strategy, cell["max_candidates"])})
 
     def anchor_n_k(result):
         return tuple(result["setting"][key] for key in ("anchor", "rollouts", "max_candidates"))
@@ -124,21 +130,21 @@ def main() -> None:
                                            if baseline and r["strategy"] == "rising" and r["rollouts_per_pair"]
                                            and baseline["rollouts_per_pair"] else None)
     args.output.mkdir(parents=True, exist_ok=True)
-    setting = {key: value for key, value in common.items()}
-    (args.output / "ablations.json").write_text(json.dumps({"setting": setting, "cells": results}, indent=2))
+    (args.output / "ablations.json").write_text(json.dumps({"setting": common, "cells": results}, indent=2))
 
     show = lambda value, digits=2: "–" if value is None else f"{value:.{digits}f}"  # noqa: E731
     print(f"\nmodel {args.model}, {args.tasks} train tasks {' '.join(args.hardness)}, env {args.env}, "
           f"max_steps {args.max_steps}, seed {args.seed}")
     print("| strategy | anchor | ceiling | margin | prev0 | N | K | on_no_rise | steps | cand/step | x fixed "
-          "| at K | pairs | rollouts | rollouts/pair | x fixed | rising rate | final reward |")
-    print("|" + "---|" * 18)
+          "| at K | pairs | rollouts | of them bars | rollouts/pair | x fixed | rising rate | final reward |")
+    print("|" + "---|" * 19)
     for r in results:
         c = r["setting"]
         print(f"| {r['strategy']} | {c['anchor']} | {'on' if c['rise_at_max'] else 'off'} | {c['margin']:g} "
               f"| {c['prev0']} | {c['rollouts']} | {c['max_candidates']} | {c['on_no_rise']} | {r['steps']} "
               f"| {show(r['candidates_per_step'])} | {show(r['candidates_vs_fixed'])} | {show(r['share_of_steps_at_k'])} "
-              f"| {r['pairs']} | {r['rollouts']} | {show(r['rollouts_per_pair'], 1)} "
+              f"| {r['pairs']} | {r['rollouts']} | {r['bar_rollouts'] if r['strategy'] == 'rising' else '(left out)'} "
+              f"| {show(r['rollouts_per_pair'], 1)} "
               f"| {show(r['rollouts_per_pair_vs_fixed'])} | {show(r['rising_rate'])} | {show(r['mean_final_reward'])} |")
     print(f"\nevery cell's figures: {args.output / 'ablations.json'}")
 
