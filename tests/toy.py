@@ -1,7 +1,8 @@
 """A deterministic test environment with known action values, and a scripted policy.
 
 Environment "toy": an action is any word; `submit` ends the episode with the reward of the last
-word taken (from the task's table, 0 when none). A policy that always submits therefore gives
+word taken (from the task's table, 0 when none). Its expert takes the task's `expert` words (by
+default its best word) and submits. A policy that always submits therefore gives
 Q(s, word) = reward[word] exactly, and Q(s, submit) = reward[last word of s].
 
 `ScriptedPolicy` draws exploration candidates (calls at the exploration temperature) from a fixed
@@ -49,8 +50,8 @@ class ToyEnv:
 TASKS: dict[str, Task] = {}
 
 
-def toy_task(task_id: str, rewards: dict[str, float]) -> Task:
-    task = Task(env="toy", id=task_id, instruction=f"toy task {task_id}", fields={"rewards": rewards})
+def toy_task(task_id: str, rewards: dict[str, float], expert: list[str] | None = None) -> Task:
+    task = Task(env="toy", id=task_id, instruction=f"toy task {task_id}", fields={"rewards": rewards, "expert": expert})
     TASKS[task_id] = task
     return task
 
@@ -60,8 +61,9 @@ def _load_tasks(split="train", **_filters) -> list[Task]:
 
 
 def _expert(task: Task):
-    best = max(task.fields["rewards"], key=task.fields["rewards"].get)
-    yield turn(best)
+    """The task's `expert` words when given (then submit), else its best word, then submit."""
+    for word in task.fields.get("expert") or [max(task.fields["rewards"], key=task.fields["rewards"].get)]:
+        yield turn(word)
     yield turn("submit")
 
 

@@ -220,6 +220,12 @@ class ExploreConfig(TaskSelection, PolicyConfig):
     temperature: float = Field(default=1.0, ge=0.0, description="T_explore: the temperature candidates are drawn at.")
     rollout_temperature: float = Field(default=1.0, ge=0.0, description="T_rollout: the temperature rollouts continue at.")
     margin: float = Field(default=0.0, description="A candidate rises when its Q > the previous value + margin.")
+    rise_at_max: bool = Field(default=False, description=(
+        "The ceiling rule: a candidate whose Q equals the top of the environment's reward_range also counts as "
+        "rising, whatever the previous value (nothing can exceed it). Off: only q > prev + margin rises."))
+    anchor: Literal["policy", "expert"] = Field(default="policy", description=(
+        "Which states rising and fixed explore: 'policy' walks on from each step's chosen candidate; 'expert' "
+        "explores the expert trajectory's prefixes, the bar at each being Q(previous prefix, expert action)."))
     pair_gap: float = Field(default=0.01, ge=0.0, description="Pair two candidates when their Qs differ by at least this.")
     prev0: Literal["value", "zero"] = Field(
         default="value", description="What the first step must rise above: the start state's value, or zero.")
@@ -232,6 +238,13 @@ class ExploreConfig(TaskSelection, PolicyConfig):
     output: Path = Field(description="Output folder (pairs.jsonl, walks.jsonl, steps.jsonl, stats.json).",
                          json_schema_extra=OUTPUT)
 
+    @model_validator(mode="after")
+    def _anchor_of_a_walk(self):
+        if self.anchor == "expert" and self.strategy not in ("rising", "fixed"):
+            raise ValueError(f"anchor = 'expert' applies to the rising and fixed strategies, not {self.strategy!r} "
+                             "(ipr already walks the expert trajectory)")
+        return self
+
 
 def guard_output_dir(config: BaseModel, out: Path, keys: tuple[str, ...]) -> None:
     """Refuse to mix runs: `out` may only be reused (resumed) with the same values of `keys`."""
@@ -242,7 +255,10 @@ def guard_output_dir(config: BaseModel, out: Path, keys: tuple[str, ...]) -> Non
     identity = {key: dumped[key] for key in keys}
     if saved_path.exists():
         saved = json.loads(saved_path.read_text())
-        changed = {k: (saved.get(k), v) for k, v in identity.items() if saved.get(k) != v}
+        # A setting rro gained after the run was saved counts as the same when it is at its default.
+        defaults = {k: type(config).model_fields[k].get_default(call_default_factory=True) for k in keys}
+        saved = {k: saved.get(k, defaults[k]) for k in keys}
+        changed = {k: (saved[k], v) for k, v in identity.items() if saved[k] != v}
         if changed:
             details = ", ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in changed.items())
             raise ConfigError(f"{out} holds a run with different settings ({details}); use another output folder")
@@ -323,6 +339,10 @@ class _PipelineConfig(StrictModel):
     sft: dict[str, Any] = Field(default_factory=dict, description="`rro sft` settings.")
     eval: dict[str, Any] = Field(default_factory=dict, description="`rro eval` settings (both evaluations).")
     explore: dict[str, Any] = Field(default_factory=dict, description="`rro explore` settings.")
+    variants: dict[str, dict[str, Any]] = Field(default_factory=dict, description=(
+        "Named methods beside `strategies`: [variants.NAME] holds a `strategy` and the [explore] settings that "
+        "differ for it (e.g. [variants.rising-expert] strategy = 'rising', anchor = 'expert'). Each runs "
+        "explore -> dpo -> eval from the same model as the strategies, in RUN/NAME/, reported as NAME."))
     dpo: dict[str, Any] = Field(default_factory=dict, description="`rro dpo` settings.")
 
     @model_validator(mode="after")

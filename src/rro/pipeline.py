@@ -1,7 +1,11 @@
 """`rro run CONFIG.toml`: the whole method, stage by stage, in one run directory.
 
-    experts -> sft -> eval(sft) -> for each strategy, for each iteration:
+    experts -> sft -> eval(sft) -> for each strategy and variant, for each iteration:
                                     explore(newest model) -> dpo -> eval
+
+A variant is a named method: a strategy with [explore] settings of its own on top of the shared
+table (`[variants.rising-expert]` with `strategy = "rising"`, `anchor = "expert"`), so that one run
+compares, say, both anchors of one strategy; its outputs and report rows carry its name.
 
 Every stage is one of the ordinary commands (`rro data experts`, `rro sft`, `rro eval`,
 `rro explore`, `rro dpo`) with its own typed config; the pipeline only wires outputs to inputs.
@@ -12,13 +16,14 @@ Interrupted stages resume through their command's own resumption. Strategies sha
 SFT and SFT evaluation, and explore the same tasks with the same seeds, so they compare paired.
 
     RUN/experts.jsonl   RUN/sft/   RUN/eval-sft/
-    RUN/<strategy>/iter<i>/explore/  .../dpo/  .../eval/
+    RUN/<strategy or variant>/iter<i>/explore/  .../dpo/  .../eval/
     RUN/results.json    the methods and where their outputs are (what `rro report` reads)
 """
 
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,30 +105,58 @@ def plan(config: PipelineConfig) -> tuple[list[Stage], list[dict[str, Any]]]:
                                         {**tasks, "model": str(run / "sft"), "output": run / "eval-sft"}), evaluate),
     ]
     methods = [{"method": "sft", "eval": str(run / "eval-sft"), "sft": str(run / "sft")}]
-    for strategy in config.strategies:
+    for name, strategy, table, explore_section in _explorations(config):
         model = run / "sft"
         for iteration in range(1, config.iterations + 1):
-            where = run / strategy / f"iter{iteration}"
+            where = run / name / f"iter{iteration}"
+            explore_config = _stage_config(ExploreConfig, table, explore_section,
+                                           {**tasks, "model": str(model), "strategy": strategy, "output": where / "explore"})
             stages += [
-                Stage(f"explore-{strategy}-{iteration}", _stage_config(
-                    ExploreConfig, "explore", config.explore,
-                    {**tasks, "model": str(model), "strategy": strategy, "output": where / "explore"}), explore),
-                Stage(f"dpo-{strategy}-{iteration}", _stage_config(
+                Stage(f"explore-{name}-{iteration}", explore_config, explore),
+                Stage(f"dpo-{name}-{iteration}", _stage_config(
                     DpoConfig, "dpo", config.dpo,
                     {"model": str(model), "pairs": [where / "explore" / "pairs.jsonl"], "output": where / "dpo"}), train_dpo_stage),
-                Stage(f"eval-{strategy}-{iteration}", _stage_config(
+                Stage(f"eval-{name}-{iteration}", _stage_config(
                     EvalConfig, "eval", config.eval, {**tasks, "model": str(where / "dpo"), "output": where / "eval"}),
                     evaluate),
             ]
             model = where / "dpo"
             methods.append({
-                "method": strategy if config.iterations == 1 else f"{strategy}-{iteration}",
-                "strategy": strategy, "iteration": iteration, "sft": str(run / "sft"),
-                "explore": [str(run / strategy / f"iter{i}" / "explore") for i in range(1, iteration + 1)],
-                "dpo": [str(run / strategy / f"iter{i}" / "dpo") for i in range(1, iteration + 1)],
+                "method": name if config.iterations == 1 else f"{name}-{iteration}",
+                "strategy": strategy, **_walk_settings(explore_config),
+                "iteration": iteration, "sft": str(run / "sft"),
+                "explore": [str(run / name / f"iter{i}" / "explore") for i in range(1, iteration + 1)],
+                "dpo": [str(run / name / f"iter{i}" / "dpo") for i in range(1, iteration + 1)],
                 "eval": str(where / "eval"),
             })
     return stages, methods
+
+
+def _walk_settings(config: ExploreConfig) -> dict[str, Any]:
+    """The settings that only rising and fixed walks have (None for ipr and outcome)."""
+    walked = config.strategy in ("rising", "fixed")
+    return {"anchor": config.anchor if walked else None, "rise_at_max": config.rise_at_max if walked else None}
+
+
+_METHOD_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]*")
+_RUN_ENTRIES = ("sft", "eval-sft", "stages", "experts", "rising", "fixed", "ipr", "outcome")  # taken in RUN/
+
+
+def _explorations(config: PipelineConfig) -> list[tuple[str, str, str, dict[str, Any]]]:
+    """(method name, strategy, table for error messages, [explore] settings) of each exploring method:
+    the strategies with the shared [explore] table, then each variant with its table on top of it."""
+    found = [(strategy, strategy, "explore", config.explore) for strategy in config.strategies]
+    for name, variant in config.variants.items():
+        table = f"variants.{name}"
+        if not _METHOD_NAME.fullmatch(name):
+            raise ConfigError(f"[{table}]: a method name is lower-case letters, digits, '-', '_' or '.'")
+        if name in config.strategies or name in _RUN_ENTRIES:
+            raise ConfigError(f"[{table}]: {name!r} is already a method or a folder of this run; name the variant apart")
+        if "strategy" not in variant:
+            raise ConfigError(f"[{table}] needs a strategy (rising, fixed, ipr or outcome)")
+        settings = {key: value for key, value in variant.items() if key != "strategy"}
+        found.append((name, variant["strategy"], table, {**config.explore, **settings}))
+    return found
 
 
 def run_pipeline(config: PipelineConfig) -> dict[str, Any]:

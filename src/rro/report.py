@@ -213,3 +213,61 @@ def write_report(runs: list[Path], out: Path, resamples: int = 2000) -> str:
     (out / "rising_by_third.json").write_text(json.dumps(thirds, indent=2))
     _plots(out, rows, explorations)
     return table + "\n\n" + "\n".join(paired_lines)
+
+
+# --- cost against competence --------------------------------------------------------------------
+
+
+def competence_points(explorations: list[Path]) -> list[dict[str, Any]]:
+    """One point per `rro explore` folder (rising or fixed, prev0 = "value"): the explored model's
+    competence on those tasks — its mean V(s0), the Monte Carlo value of the start states — and
+    what exploring cost there. Explore the same tasks from checkpoints of increasing competence to
+    see where reward-rising exploration saves and where it cannot."""
+    points = []
+    for folder in map(Path, explorations):
+        config, stats = _json(folder / "config.json"), _json(folder / "stats.json")
+        if config["strategy"] not in ("rising", "fixed") or config["prev0"] != "value":
+            raise ValueError(f"{folder}: a competence point needs a rising or fixed exploration with prev0 = 'value' "
+                             f"(its V(s0) estimates); this one is {config['strategy']} with prev0 = {config['prev0']!r}")
+        walks = list(read_jsonl(folder / "walks.jsonl"))
+        points.append({
+            "exploration": str(folder), "model": config["model"], "strategy": config["strategy"],
+            "anchor": config.get("anchor", "policy"), "rise_at_max": config.get("rise_at_max", False),
+            "tasks": len(walks), "mean_v0": float(np.mean([walk["values"][0] for walk in walks])),
+            "candidates_per_step": stats["candidates_per_step"]["mean"],
+            "rollouts_per_pair": stats["rollouts_per_pair"], "pairs": stats["pairs"], "rollouts": stats["rollouts"],
+        })
+    return points
+
+
+def write_competence_plot(explorations: list[Path], out: Path) -> list[dict[str, Any]]:
+    """`OUT/competence.png` (candidates per step and rollouts per pair against mean V(s0), one line
+    per strategy, anchor and ceiling rule) and the numbers in `OUT/competence.json`."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    points = competence_points(explorations)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "competence.json").write_text(json.dumps(points, indent=2))
+    series: dict[str, list[dict[str, Any]]] = {}
+    for point in points:
+        label = f"{point['strategy']}, {point['anchor']} anchor" + (", ceiling" if point["rise_at_max"] else "")
+        series.setdefault(label, []).append(point)
+    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    for label, members in series.items():
+        members = sorted(members, key=lambda p: p["mean_v0"])
+        xs = [p["mean_v0"] for p in members]
+        left.plot(xs, [p["candidates_per_step"] for p in members], "o-", label=label)
+        with_pairs = [p for p in members if p["rollouts_per_pair"] is not None]  # no pair: no cost per pair
+        right.plot([p["mean_v0"] for p in with_pairs], [p["rollouts_per_pair"] for p in with_pairs], "o-", label=label)
+    left.set(xlabel="competence: mean V(s0) on the explored tasks", ylabel="candidates per step",
+             title="Sampling cost against competence")
+    right.set(xlabel="competence: mean V(s0) on the explored tasks", ylabel="rollouts per pair",
+              title="Cost of a pair against competence")
+    left.legend()
+    figure.tight_layout()
+    figure.savefig(out / "competence.png", dpi=120)
+    plt.close(figure)
+    return points

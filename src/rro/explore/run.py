@@ -28,7 +28,7 @@ from rro.values import MonteCarloValues
 
 # Settings that change what exploration produces; an output folder holds one setting only.
 _IDENTITY = ("env", "split", "scheme", "backend", "model", "strategy", "rollouts", "max_candidates", "temperature",
-             "rollout_temperature", "margin", "pair_gap", "prev0", "on_no_rise", "tau", "max_steps",
+             "rollout_temperature", "margin", "rise_at_max", "anchor", "pair_gap", "prev0", "on_no_rise", "tau", "max_steps",
              "max_invalid_turns", "max_new_tokens", "seed", "icl_shots", "include_empty_dbs", "adaptive")
 
 
@@ -110,7 +110,9 @@ def explore(config: ExploreConfig, policy=None) -> dict[str, Any]:
     if todo and policy is None:
         policy = config.load_policy()
     icl_shots = config.resolved_icl_shots()
-    header = {"strategy": config.strategy, "model": config.model, "env": config.env, "split": config.split}
+    walked = config.strategy in ("rising", "fixed")  # the strategies that anchor and rise_at_max apply to
+    header = {"strategy": config.strategy, "model": config.model, "env": config.env, "split": config.split,
+              "anchor": config.anchor if walked else None, "rise_at_max": config.rise_at_max if walked else None}
     values = None
     if todo:
         values = MonteCarloValues(

@@ -1,17 +1,25 @@
 """Reward-rising exploration (RRO) and its fixed-size twin, on many tasks at once.
 
-For one task (DESIGN §2):
+For one task (DESIGN §2), with `anchor = "policy"`:
 
     prev = V(s0)                                # or 0 with prev0 = "zero"
     for each step:
         tried = []
         for k in 1..K:
             a = sample the policy at T_explore; q = Q(s, a); tried += (a, q)
-            if rising and q > prev + margin: stop sampling      # `fixed` never stops early
+            if rising and rises(q, prev): stop sampling         # `fixed` never stops early
         best = the tried candidate with the highest q (the rising one when one rose)
         pairs += (s, best, a') for each tried a' with a different action and q(a') <= q(best) - pair_gap
         if nothing rose and on_no_rise == "stop": end the task
         s = s + best; prev = q(best); end the task if best ended the episode
+
+    rises(q, prev) = q > prev + margin, or (rise_at_max) q equals the top of the reward range
+
+With `anchor = "expert"` the explored states are the expert trajectory's prefixes s_0, s_1, ...
+instead: the steps draw candidates and pair them exactly as above, but the walk then takes the
+expert's action whatever the candidates did, and the next bar is prev = Q(s_t, expert action) (the
+policy's own value of reaching s_{t+1}: N rollouts, or free when a candidate took the same action).
+The first bar follows `prev0` as above. The walk ends where the expert's trajectory ends.
 
 Tasks advance in rounds: each round, every active task draws one candidate in its own state, all
 the candidates are sampled in one policy call, and all their Q estimates go to the engine together.
@@ -20,6 +28,7 @@ the candidates are sampled in one policy call, and all their Q estimates go to t
 from __future__ import annotations
 
 import time
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,7 +36,7 @@ from rro.agent.parse import parse_turn
 from rro.agent.prompts import agent_message
 from rro.agent.trajectory import Episode
 from rro.config import ExploreConfig
-from rro.envs.base import Env, Task
+from rro.envs.base import Env, Task, spec
 from rro.policy.base import Policy
 from rro.rollout import apply_turn, start_episode
 from rro.values import Estimate, MonteCarloValues, State
@@ -43,9 +52,35 @@ class Candidate:
     prompt_tokens: int
 
 
+# Float slack when a mean of rewards is compared with the maximum reward.
+CEILING_TOLERANCE = 1e-9
+
+
+@dataclass(frozen=True)
+class RiseRule:
+    """When a candidate's Q counts as rising above the previous value."""
+
+    margin: float
+    ceiling: float | None = None  # with rise_at_max: the maximum reward, which rises whatever the previous value
+
+    @classmethod
+    def of(cls, settings: ExploreConfig) -> RiseRule:
+        return cls(settings.margin, spec(settings.env).reward_range[1] if settings.rise_at_max else None)
+
+    def bar(self, prev: float) -> float:
+        """The value a candidate must exceed: prev + margin, held just below the ceiling when there is one
+        (so the adaptive budget keeps rolling out a candidate that can still reach the maximum)."""
+        bar = prev + self.margin
+        return bar if self.ceiling is None else min(bar, self.ceiling - CEILING_TOLERANCE)
+
+    def rises(self, q: float, prev: float) -> bool:
+        return q > self.bar(prev)
+
+
 @dataclass
 class TaskWalk:
-    """One task's walk: its live environment and episode (the chosen path), and what it produced."""
+    """One task's walk: its live environment and episode (the chosen path; the expert's with the
+    expert anchor), and what it produced."""
 
     task: Task
     env: Env
@@ -55,9 +90,14 @@ class TaskWalk:
     step_started: float = 0.0
     steps: list[dict[str, Any]] = field(default_factory=list)  # one cost record per step
     pairs: list[dict[str, Any]] = field(default_factory=list)
-    values: list[float] = field(default_factory=list)  # prev0, then q(best) of each step: the chain
+    values: list[float] = field(default_factory=list)  # the bars: prev0, then q(best) (expert: Q(s, expert action)) per step
     initial_cost: dict[str, int] = field(default_factory=dict)  # what V(s0) cost
-    end: str = ""  # why the walk ended: submitted, max_steps, invalid, no_rise
+    end: str = ""  # why the walk ended: submitted, max_steps, invalid, no_rise (expert anchor: also expert_ended)
+    # Expert anchor only: the expert's turns still to come, its next turn, and the estimate that set
+    # `prev` (its cost is counted in the step that uses it as a bar).
+    expert: Generator[str, str, None] | None = None
+    expert_turn: str | None = None
+    bar_estimate: Estimate | None = None
 
     @property
     def state(self) -> State:
@@ -76,9 +116,9 @@ def estimate_cost(estimates: list[Estimate]) -> dict[str, int]:
     }
 
 
-def _finish_step(walk: TaskWalk, settings: ExploreConfig) -> None:
+def _finish_step(walk: TaskWalk, settings: ExploreConfig, rule: RiseRule) -> None:
     best = max(walk.tried, key=lambda c: c.q)  # first of equals: the earliest drawn
-    rose = best.q > walk.prev + settings.margin
+    rose = rule.rises(best.q, walk.prev)
     prompt = [dict(m) for m in walk.episode.messages]
     step_index = len(walk.episode.steps)
     for other in walk.tried:
@@ -94,10 +134,13 @@ def _finish_step(walk: TaskWalk, settings: ExploreConfig) -> None:
                 "q_rejected": other.q,
                 "prev_value": walk.prev,
                 "strategy": settings.strategy,
+                "anchor": settings.anchor,
             })
+    bar_cost = [walk.bar_estimate] if walk.bar_estimate else []
     walk.steps.append({
         "task_id": walk.task.id,
         "step": step_index,
+        "anchor": settings.anchor,
         "candidates": len(walk.tried),
         "distinct_actions": len({c.action for c in walk.tried}),
         "rose": rose,
@@ -106,34 +149,65 @@ def _finish_step(walk: TaskWalk, settings: ExploreConfig) -> None:
         "chosen_q": best.q,
         "candidate_generated_tokens": sum(c.generated_tokens for c in walk.tried),
         "candidate_prompt_tokens": sum(c.prompt_tokens for c in walk.tried),
-        **estimate_cost([c.estimate for c in walk.tried]),
+        # Costs include the bar's estimate when the expert anchor paid for it (bar_rollouts of them).
+        **estimate_cost([c.estimate for c in walk.tried] + bar_cost),
+        "bar_rollouts": sum(e.rollouts for e in bar_cost),
         "wall_s": time.perf_counter() - walk.step_started,
     })
-    walk.tried = []
+    walk.tried, walk.bar_estimate = [], None
     if not rose and settings.on_no_rise == "stop":
         walk.end = "no_rise"
         return
-    apply_turn(walk.env, walk.episode, best.turn, settings.max_steps, best.generated_tokens, best.prompt_tokens,
-               settings.max_invalid_turns)
-    walk.prev = best.q
-    walk.values.append(best.q)
-    if walk.episode.done:
-        walk.end = walk.episode.termination
+    if settings.anchor == "policy":
+        apply_turn(walk.env, walk.episode, best.turn, settings.max_steps, best.generated_tokens, best.prompt_tokens,
+                   settings.max_invalid_turns)
+        walk.prev = best.q
+        walk.values.append(best.q)
+        if walk.episode.done:
+            walk.end = walk.episode.termination
+    else:  # the expert's action, whatever the candidates did; the caller estimates the next bar
+        observation = apply_turn(walk.env, walk.episode, walk.expert_turn, settings.max_steps,
+                                 max_invalid_turns=settings.max_invalid_turns)
+        walk.expert_turn = None if walk.episode.done else _next_expert_turn(walk.expert, observation)
+        if walk.expert_turn is None:
+            walk.end = walk.episode.termination if walk.episode.done else "expert_ended"
     walk.step_started = time.perf_counter()
 
 
-def _complete_where_needed(walks: list[TaskWalk], values: MonteCarloValues, settings: ExploreConfig) -> None:
+def _next_expert_turn(expert: Generator[str, str, None], observation: str | None) -> str | None:
+    try:
+        return next(expert) if observation is None else expert.send(observation)
+    except StopIteration:
+        return None
+
+
+def _expert_bars(walks: list[TaskWalk], values: MonteCarloValues) -> None:
+    """Set each walk's bar to Q(previous prefix, expert action): the policy's value of the state the
+    expert's last action reached, from full-budget rollouts (a bar must be exact), all in one call."""
+    items = [(State(w.task, w.state.turns[:-1]), w.episode.steps[-1].turn) for w in walks]
+    for walk, estimate in zip(walks, values.q_values(items)):
+        walk.prev = estimate.value
+        walk.values.append(estimate.value)
+        walk.bar_estimate = estimate
+
+
+def _complete_where_needed(walks: list[TaskWalk], values: MonteCarloValues, settings: ExploreConfig,
+                           rule: RiseRule) -> None:
     """Top up stopped estimates where their exact value decides something, so that the adaptive
     budget changes no decision: every value when nothing rose (the best is picked among them), and,
-    after a rise, those whose pairing with the rising candidate is not yet certain."""
+    after a rise, those whose pairing with the rising candidate is not yet certain. With the expert
+    anchor also a candidate that took the expert's action: its estimate becomes the next bar."""
     needed = []
     for walk in walks:
         best = max(walk.tried, key=lambda c: c.q)
-        if best.q <= walk.prev + settings.margin:
+        if not rule.rises(best.q, walk.prev):
             needed += [c.estimate.key for c in walk.tried]
         else:  # the rising candidate ran all N rollouts: its value is exact
             needed += [c.estimate.key for c in walk.tried
                        if values.is_partial(c.estimate.key) and values.upper_bound(c.estimate.key) > best.q - settings.pair_gap]
+        if walk.expert_turn is not None:
+            expert_action = parse_turn(walk.expert_turn, walk.task.env).action
+            needed += [c.estimate.key for c in walk.tried if c.action == expert_action and values.is_partial(c.estimate.key)]
     if needed:
         values.complete(needed)
     for walk in walks:
@@ -151,10 +225,17 @@ def walk_tasks(
     icl_shots: int = 0,
 ) -> list[TaskWalk]:
     """Explore every task to its end; returns the walks in task order."""
+    rule = RiseRule.of(settings)
     walks = []
     for task in tasks:
         env = make_env()
-        walks.append(TaskWalk(task, env, start_episode(env, task, policy.name, icl_shots)))
+        walk = TaskWalk(task, env, start_episode(env, task, policy.name, icl_shots))
+        if settings.anchor == "expert":
+            walk.expert = spec(task.env).expert(task)
+            walk.expert_turn = _next_expert_turn(walk.expert, None)
+            if walk.expert_turn is None:
+                walk.end = "expert_ended"
+        walks.append(walk)
     if settings.prev0 == "value":
         for walk, estimate in zip(walks, values.v_values([w.state for w in walks])):
             walk.prev = estimate.value
@@ -174,18 +255,20 @@ def walk_tasks(
             seed=settings.seed * 7_919 + round_index,
         )
         # Rising candidates are decided against a bar, which lets the adaptive budget stop early.
-        bars = [w.prev + settings.margin for w in active] if settings.strategy == "rising" else None
+        bars = [rule.bar(w.prev) for w in active] if settings.strategy == "rising" else None
         estimates = values.q_values([(w.state, sample.text) for w, (sample,) in zip(active, samples)], bars)
         finishing = []
         for walk, (sample,), estimate in zip(active, samples, estimates):
             walk.tried.append(Candidate(sample.text, parse_turn(sample.text, walk.state.task.env).action, estimate.value, estimate,
                                         sample.generated_tokens, sample.prompt_tokens))
-            rose = estimate.value > walk.prev + settings.margin
+            rose = rule.rises(estimate.value, walk.prev)
             if (rose and settings.strategy == "rising") or len(walk.tried) >= settings.max_candidates:
                 finishing.append(walk)
-        _complete_where_needed(finishing, values, settings)
+        _complete_where_needed(finishing, values, settings, rule)
         for walk in finishing:
-            _finish_step(walk, settings)
+            _finish_step(walk, settings, rule)
+        if settings.anchor == "expert":
+            _expert_bars([w for w in finishing if not w.end], values)
         round_index += 1
     for walk in walks:
         walk.env.close()

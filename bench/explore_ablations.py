@@ -1,0 +1,153 @@
+"""Ablations of reward-rising exploration: one model, one task set, a grid of settings.
+
+Every cell of the grid is one `rro explore` run on the same tasks with the same seeds, in its own
+folder (`OUT/<cell>/`), so an interrupted grid resumes where it stopped and a finished cell is not
+run again. Axes (each overridable; the defaults are the grid the paper's reviewers asked for):
+
+    rise_at_max   off, on           the ceiling rule
+    anchor        policy, expert    which states are explored
+    margin        0, 0.05           rising means q > prev + margin
+    prev0         value, zero       the first bar
+    N             3, 5              rollouts per Q estimate
+    K_max         3, 5, 8           candidates per step at most
+    on_no_rise    continue, stop
+
+With `--fixed`, fixed-size exploration (best of K, never stopping early) also runs once per
+(anchor, N, K), and each rising cell is compared with the fixed cell of its anchor, N and K. Fixed
+cells start from prev0 = "zero" and their rollouts leave out the expert anchor's bars: fixed needs
+neither, so its cost is what it samples and values.
+Prints one table (candidates per step, rollouts per pair, pairs, rising rate, ...) and writes every
+cell's figures to `OUT/ablations.json`.
+
+    python bench/explore_ablations.py --model runs/quickstart/sft --tasks 8 --hardness easy \\
+        [--rollouts 3 5] [--k 3 5 8] [--margin 0 0.05] [--prev0 value zero] [--anchor policy expert] \\
+        [--rise-at-max off on] [--on-no-rise continue stop] [--fixed] [-o runs/ablations]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+from pathlib import Path
+
+from rro.agent.trajectory import read_jsonl
+from rro.config import ExploreConfig
+from rro.explore import explore
+
+AXES = ("rise_at_max", "anchor", "margin", "prev0", "rollouts", "max_candidates", "on_no_rise")
+
+
+def cell_name(strategy: str, cell: dict) -> str:
+    """A folder name that says the cell's settings, e.g. rising-policy-ceil-m0.05-value-N3-K5-continue."""
+    return (f"{strategy}-{cell['anchor']}-{'ceil' if cell['rise_at_max'] else 'strict'}-m{cell['margin']:g}-"
+            f"{cell['prev0']}-N{cell['rollouts']}-K{cell['max_candidates']}-{cell['on_no_rise']}")
+
+
+def figures(folder: Path, strategy: str, k: int) -> dict:
+    """What the table shows of one cell (explored with K_max = k). `fixed` never uses the expert
+    anchor's bars (they only label its `rose` flag), so its own cost leaves their rollouts out."""
+    stats = json.loads((folder / "stats.json").read_text())
+    histogram = stats["candidates_per_step"]["histogram"]
+    bar_rollouts = sum(step.get("bar_rollouts", 0) for step in read_jsonl(folder / "steps.jsonl"))
+    rollouts = stats["rollouts"] - (bar_rollouts if strategy == "fixed" else 0)
+    return {
+        "tasks": stats["tasks"],
+        "steps": stats["steps"],
+        "candidates_per_step": stats["candidates_per_step"]["mean"],
+        "share_of_steps_at_k": histogram.get(str(k), 0) / stats["steps"] if stats["steps"] else None,
+        "histogram": stats["candidates_per_step"]["histogram"],
+        "pairs": stats["pairs"],
+        "rollouts": rollouts,
+        "bar_rollouts": bar_rollouts,
+        "rollouts_per_pair": rollouts / stats["pairs"] if stats["pairs"] else None,
+        "rising_rate": stats["rising_rate"],
+        "generated_tokens": stats["generated_tokens"],
+        "mean_final_reward": stats["mean_final_reward"],
+        "wall_seconds": stats["wall_seconds"],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default="smollm2-135m")
+    parser.add_argument("--tasks", type=int, default=8, help="the first TASKS train tasks (after --hardness)")
+    parser.add_argument("--hardness", nargs="*", default=[])
+    parser.add_argument("--env", default="intercode-sql")
+    parser.add_argument("--max-steps", type=int, default=10)
+    parser.add_argument("--max-new-tokens", type=int, default=128)
+    parser.add_argument("--tasks-per-batch", type=int, default=8)
+    parser.add_argument("--dtype", default="auto")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--rise-at-max", nargs="+", choices=["off", "on"], default=["off", "on"])
+    parser.add_argument("--anchor", nargs="+", choices=["policy", "expert"], default=["policy", "expert"])
+    parser.add_argument("--margin", nargs="+", type=float, default=[0.0, 0.05])
+    parser.add_argument("--prev0", nargs="+", choices=["value", "zero"], default=["value", "zero"])
+    parser.add_argument("--rollouts", nargs="+", type=int, default=[3, 5], help="N")
+    parser.add_argument("--k", nargs="+", type=int, default=[3, 5, 8], help="K_max")
+    parser.add_argument("--on-no-rise", nargs="+", choices=["continue", "stop"], default=["continue", "stop"])
+    parser.add_argument("--fixed", action="store_true", help="also run fixed (best of K) per anchor, N and K")
+    parser.add_argument("-o", "--output", type=Path, default=Path("runs/ablations"))
+    args = parser.parse_args()
+
+    common = dict(env=args.env, model=args.model, split="train", limit=args.tasks, hardness=args.hardness,
+                  max_steps=args.max_steps, max_new_tokens=args.max_new_tokens, tasks_per_batch=args.tasks_per_batch,
+                  dtype=args.dtype, seed=args.seed)
+    if args.env != "intercode-sql":
+        common.pop("hardness")
+    grid = [dict(zip(AXES, values)) for values in itertools.product(
+        [v == "on" for v in args.rise_at_max], args.anchor, args.margin, args.prev0, args.rollouts, args.k,
+        args.on_no_rise)]
+    runs = [("rising", cell) for cell in grid]
+    if args.fixed:  # fixed ignores margin and on_no_rise (it never stops); its first bar only labels `rose`
+        runs += [("fixed", dict(rise_at_max=False, anchor=anchor, margin=0.0, prev0="zero", rollouts=n,
+                                max_candidates=k, on_no_rise="continue"))
+                 for anchor, n, k in itertools.product(args.anchor, args.rollouts, args.k)]
+
+    policy = None
+    results = []
+    for number, (strategy, cell) in enumerate(runs, 1):
+        name = cell_name(strategy, cell)
+        config = ExploreConfig(strategy=strategy, output=args.output / name, **common, **cell)
+        stats_file = config.output / "stats.json"
+        # stats.json is written when a run ends: a cell that has it for all its tasks is finished.
+        if not (stats_file.exists() and json.loads(stats_file.read_text())["tasks"] == len(config.tasks())):
+            print(f"[{number}/{len(runs)}] {name}", flush=True)
+            policy = policy or config.load_policy()  # one model for every cell
+            explore(config, policy=policy)
+        results.append({"cell": name, "strategy": strategy, "setting": cell,
+                        **figures(config.output, strategy, cell["max_candidates"])})
+
+    def anchor_n_k(result):
+        return tuple(result["setting"][key] for key in ("anchor", "rollouts", "max_candidates"))
+
+    fixed = {anchor_n_k(r): r for r in results if r["strategy"] == "fixed"}
+    for r in results:
+        baseline = fixed.get(anchor_n_k(r))
+        r["candidates_vs_fixed"] = (r["candidates_per_step"] / baseline["candidates_per_step"]
+                                    if baseline and r["strategy"] == "rising" else None)
+        r["rollouts_per_pair_vs_fixed"] = (r["rollouts_per_pair"] / baseline["rollouts_per_pair"]
+                                           if baseline and r["strategy"] == "rising" and r["rollouts_per_pair"]
+                                           and baseline["rollouts_per_pair"] else None)
+    args.output.mkdir(parents=True, exist_ok=True)
+    (args.output / "ablations.json").write_text(json.dumps({"setting": common, "cells": results}, indent=2))
+
+    show = lambda value, digits=2: "–" if value is None else f"{value:.{digits}f}"  # noqa: E731
+    print(f"\nmodel {args.model}, {args.tasks} train tasks {' '.join(args.hardness)}, env {args.env}, "
+          f"max_steps {args.max_steps}, seed {args.seed}")
+    print("| strategy | anchor | ceiling | margin | prev0 | N | K | on_no_rise | steps | cand/step | x fixed "
+          "| at K | pairs | rollouts | of them bars | rollouts/pair | x fixed | rising rate | final reward |")
+    print("|" + "---|" * 19)
+    for r in results:
+        c = r["setting"]
+        print(f"| {r['strategy']} | {c['anchor']} | {'on' if c['rise_at_max'] else 'off'} | {c['margin']:g} "
+              f"| {c['prev0']} | {c['rollouts']} | {c['max_candidates']} | {c['on_no_rise']} | {r['steps']} "
+              f"| {show(r['candidates_per_step'])} | {show(r['candidates_vs_fixed'])} | {show(r['share_of_steps_at_k'])} "
+              f"| {r['pairs']} | {r['rollouts']} | {r['bar_rollouts'] if r['strategy'] == 'rising' else '(left out)'} "
+              f"| {show(r['rollouts_per_pair'], 1)} "
+              f"| {show(r['rollouts_per_pair_vs_fixed'])} | {show(r['rising_rate'])} | {show(r['mean_final_reward'])} |")
+    print(f"\nevery cell's figures: {args.output / 'ablations.json'}")
+
+
+if __name__ == "__main__":
+    main()

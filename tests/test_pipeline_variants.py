@@ -1,0 +1,71 @@
+"""Variants: named methods that run one strategy with their own [explore] settings, beside the
+plain strategies, in one `rro run` (e.g. both anchors of rising)."""
+
+import pytest
+
+from rro.config import ConfigError, PipelineConfig
+from rro.pipeline import plan
+
+
+def pipeline(tmp_path, **fields):
+    return PipelineConfig(output=tmp_path / "run", model="tiny-random", **fields)
+
+
+def test_variants_run_beside_the_strategies_with_their_own_explore_settings(tmp_path):
+    config = pipeline(tmp_path, strategies=["rising", "fixed"], explore={"rollouts": 3, "limit": 4},
+                      variants={"rising-expert": {"strategy": "rising", "anchor": "expert"},
+                                "fixed-expert": {"strategy": "fixed", "anchor": "expert", "rise_at_max": True}})
+    stages, methods = plan(config)
+    assert [m["method"] for m in methods] == ["sft", "rising", "fixed", "rising-expert", "fixed-expert"]
+    explores = {stage.name: stage.config for stage in stages if stage.name.startswith("explore-")}
+    assert list(explores) == ["explore-rising-1", "explore-fixed-1", "explore-rising-expert-1", "explore-fixed-expert-1"]
+    for name, strategy, anchor, ceiling in [("rising", "rising", "policy", False), ("fixed", "fixed", "policy", False),
+                                            ("rising-expert", "rising", "expert", False),
+                                            ("fixed-expert", "fixed", "expert", True)]:
+        explored = explores[f"explore-{name}-1"]
+        assert (explored.strategy, explored.anchor, explored.rise_at_max) == (strategy, anchor, ceiling)
+        assert explored.rollouts == 3 and explored.limit == 4  # the shared [explore] table underneath
+        assert explored.model == str(tmp_path / "run" / "sft")  # every method starts from the one SFT model
+        assert explored.output == tmp_path / "run" / name / "iter1" / "explore"
+        method = next(m for m in methods if m["method"] == name)
+        assert (method["strategy"], method["anchor"], method["rise_at_max"]) == (strategy, anchor, ceiling)
+        assert method["eval"] == str(tmp_path / "run" / name / "iter1" / "eval")
+
+
+@pytest.mark.parametrize("variants, message", [
+    ({"rising-expert": {"anchor": "expert"}}, r"\[variants.rising-expert\] needs a strategy"),
+    ({"rising": {"strategy": "rising"}}, "already a method"),
+    ({"eval-sft": {"strategy": "rising"}}, "already a method or a folder"),
+    ({"fixed": {"strategy": "rising"}}, "already a method or a folder"),  # a strategy's folder, run or not
+    ({"Rising Expert": {"strategy": "rising"}}, "a method name is lower-case"),
+    ({"x": {"strategy": "rising", "anchor": "nowhere"}}, r"variants.x.anchor"),
+    ({"x": {"strategy": "ipr", "anchor": "expert"}}, "applies to the rising and fixed strategies"),
+    ({"x": {"strategy": "rising", "output": "elsewhere"}}, "the pipeline sets it"),
+])
+def test_a_bad_variant_fails_before_anything_runs(tmp_path, variants, message):
+    with pytest.raises(ConfigError, match=message):
+        plan(pipeline(tmp_path, strategies=["rising"], variants=variants))
+
+
+def test_variants_and_iterations(tmp_path):
+    _, methods = plan(pipeline(tmp_path, strategies=["rising"], iterations=2, variants={"rx": {"strategy": "rising"}}))
+    assert [m["method"] for m in methods] == ["sft", "rising-1", "rising-2", "rx-1", "rx-2"]
+    assert methods[4]["explore"] == [str(tmp_path / "run" / "rx" / f"iter{i}" / "explore") for i in (1, 2)]
+
+
+def test_compare_large_explores_the_same_tasks_with_both_anchors(tmp_path):
+    from pathlib import Path
+
+    from rro.config import load_config
+
+    config = load_config(PipelineConfig, Path(__file__).parents[1] / "configs" / "compare-large.toml")
+    stages, methods = plan(config)
+    assert [m["method"] for m in methods] == ["sft", "rising", "fixed", "ipr", "rising-expert", "fixed-expert"]
+    explores = [stage.config for stage in stages if stage.name.startswith("explore-")]
+    assert {(c.strategy, c.anchor) for c in explores} == {("rising", "policy"), ("fixed", "policy"), ("ipr", "policy"),
+                                                          ("rising", "expert"), ("fixed", "expert")}
+    assert {(c.limit, c.rollouts, c.max_candidates, c.seed, c.split) for c in explores} == {(200, 2, 3, 0, "train")}
+    dpos = [stage.config.model_dump(exclude={"pairs", "output"}) for stage in stages if stage.name.startswith("dpo-")]
+    assert len(dpos) == 5 and all(d == dpos[0] for d in dpos)  # the same DPO settings for every method
+    evals = [stage.config for stage in stages if stage.name.startswith("eval-")]
+    assert {(c.split, c.scheme, c.limit) for c in evals} == {("test", "by-query", None)}
