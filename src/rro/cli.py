@@ -23,6 +23,27 @@ app.add_typer(db_app, name="db")
 app.add_typer(model_app, name="model")
 console = Console(stderr=True)
 
+
+def _print_version(value: bool) -> None:
+    if value:
+        from rro import __version__
+
+        print(f"rro {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show the libraries' own logs and progress bars "
+                                 "(transformers, datasets, TRL); by default only rro's progress is shown."),
+    show_version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                      help="Print rro's version and exit."),
+) -> None:
+    """Train LLM agents with Reward Rising Optimization."""
+    from rro import terminal
+
+    terminal.configure(verbose)
+
 # Options shared by every command that selects tasks; None means "not given" (keep the config's value).
 SplitOpt = typer.Option(None, help="train, test, all, or dev (WebShop's goals 500-1499).")
 SchemeOpt = typer.Option(None, help="InterCode-SQL: by-query (default, leak-free), by-db, or records (InterCode's order; leaky).")
@@ -437,7 +458,7 @@ def report(
     except (FileNotFoundError, ValueError) as err:
         _fail(str(err))
     print(table)
-    console.print(f"wrote {output}/results.md, results.csv, paired.md and the plots")
+    console.print(f"wrote {output}/index.html (open it in a browser), results.md, results.csv, paired.md and the plots")
 
 
 @model_app.command("fetch")
