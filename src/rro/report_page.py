@@ -63,10 +63,16 @@ def _walk(record: dict[str, Any]) -> dict[str, Any]:
         "steps": [{key: step[key] for key in _STEP_FIELDS if key in step} for step in record["steps"]],
         # Prompts are left out: the chosen path above already is the state a pair was made in.
         "pairs": [{"step": pair.get("step"), "q_chosen": pair.get("q_chosen"), "q_rejected": pair.get("q_rejected"),
-                   "chosen": pair["chosen"][-1]["content"] if pair.get("chosen") else "",
-                   "rejected": pair["rejected"][-1]["content"] if pair.get("rejected") else ""}
+                   "chosen": _text(pair.get("chosen", [])), "rejected": _text(pair.get("rejected", []))}
                   for pair in record.get("pairs", [])],
     }
+
+
+def _text(messages: list[dict[str, str]]) -> str:
+    """One agent turn as written; a trajectory's rest (outcome-level pairs) turn by turn."""
+    if len(messages) == 1:
+        return messages[0]["content"]
+    return "\n\n".join(f"[{m['role']}] {m['content']}" for m in messages)
 
 
 def _markdown_table(lines: list[str], table_id: str) -> str:
@@ -238,14 +244,18 @@ function candidateRows(walk, index, step, pairedTexts) {
   const best = step.q_values.indexOf(Math.max(...step.q_values));  // first of equals, as the walk picks
   const bar = step.prev_value + (EXPLORATIONS[state.exploration].margin || 0);
   return step.q_values.map((q, k) => {
+    const baseline = step.rose === null || step.rose === undefined;  // ipr, outcome: the policy vs the expert
     // Walks explored before candidates were recorded still have the chosen path's turn.
-    const turn = step.candidate_turns ? step.candidate_turns[k] : (k === best ? walk.turns[index] ?? null : null);
+    const turn = step.candidate_turns ? step.candidate_turns[k]
+      : (k === best && !baseline ? walk.turns[index] ?? null : null);
     const action = step.candidate_actions ? step.candidate_actions[k] : (turn === null ? null : "(see text)");
-    const rose = step.rose !== null && step.rose !== undefined && q > bar;
-    const verdict = k === best ? (step.rose ? "rose: chosen" : "best: chosen (none rose)")
-      : (turn !== null && pairedTexts.has(turn) ? "rejected: paired" : "rejected");
-    const classes = ["candidate", k === best ? "chosen" : "", rose && k === best ? "rose" : "",
-                     k !== best && turn !== null && pairedTexts.has(turn) ? "paired" : ""].join(" ");
+    const paired = turn !== null && pairedTexts.has(turn);
+    const verdict = baseline ? `the policy's; the expert's scored ${fmt(step.chosen_q)}` + (paired ? ": paired" : "")
+      : k === best ? (step.rose ? "rose: chosen" : "best: chosen (none rose)")
+      : (paired ? "rejected: paired" : "rejected");
+    const chosen = !baseline && k === best;
+    const classes = ["candidate", chosen ? "chosen" : "", chosen && q > bar ? "rose" : "",
+                     (baseline || !chosen) && paired ? "paired" : ""].join(" ");
     return el("tr", { class: classes }, el("td", {}, k + 1),
       el("td", {}, action === null ? (turn === null ? el("span", { class: "muted" }, "not recorded") :
                                       el("span", { class: "muted" }, "(no valid action)")) : action),
@@ -258,8 +268,9 @@ function renderStep(walk, step, index) {
   const exploration = EXPLORATIONS[state.exploration];
   const pairs = walk.pairs.filter(p => p.step === step.step);
   const pairedTexts = new Set(pairs.map(p => p.rejected));
-  const bar = step.prev_value === undefined ? null : step.prev_value + (exploration.margin || 0);
-  const rose = step.rose === null || step.rose === undefined ? el("span", { class: "tag" }, "no bar (baseline)")
+  const bar = step.prev_value === undefined || step.prev_value === null ? null
+    : step.prev_value + (exploration.margin || 0);
+  const rose = step.rose === null || step.rose === undefined ? el("span", { class: "tag" }, "against the expert")
     : el("span", { class: "tag " + (step.rose ? "yes" : "no") }, step.rose ? "a candidate rose" : "none rose");
   const tokens = (step.candidate_generated_tokens || 0) + (step.rollout_generated_tokens || 0);
   const table = el("table", { class: "candidates" },
@@ -271,8 +282,9 @@ function renderStep(walk, step, index) {
   const observation = walk.observations[index];
   return el("div", { class: "step" },
     el("h3", {}, `Step ${step.step} `, rose),
-    el("div", {}, `bar: ${fmt(bar)} (previous value ${fmt(step.prev_value)}` +
-       (exploration.margin ? ` + margin ${exploration.margin}` : "") + `) · ${step.candidates} candidates · ` +
+    el("div", {}, (bar === null ? `expert's action Q ${fmt(step.chosen_q)}`
+       : `bar: ${fmt(bar)} (previous value ${fmt(step.prev_value)}` +
+         (exploration.margin ? ` + margin ${exploration.margin}` : "") + ")") + ` · ${step.candidates} candidates · ` +
        `${step.rollouts ?? 0} rollouts (${step.cache_hits ?? 0} cache hits, ${step.rollouts_saved ?? 0} saved, ` +
        `${step.exact ?? 0} exact) · ${tokens} generated tokens`),
     table,
