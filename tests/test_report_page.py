@@ -38,10 +38,16 @@ def test_report_page_is_self_contained(cli_run, tmp_path):
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page)
     assert "@import" not in page and "url(" not in page
     assert page.count("data:image/png;base64,") == len(list(tmp_path.glob("*.png"))) >= 3
-    data = json.loads(re.search(r'<script type="application/json" id="walk-data">(.*?)</script>', page, re.S).group(1))
-    assert [e["strategy"] for e in data] == ["rising", "ipr"]
-    rising_step = data[0]["walks"][0]["steps"][0]
+    # The walks: an index of every task, and each walk's data in its own element (parsed when opened).
+    def embedded(element_id: str):
+        return json.loads(re.search(rf'<script type="application/json" id="{element_id}">(.*?)</script>', page, re.S).group(1))
+
+    index = embedded("walk-index")
+    assert [e["strategy"] for e in index] == ["rising", "ipr"] and [len(e["tasks"]) for e in index] == [2, 2]
+    rising_step = embedded("w0-0")["steps"][0]
     assert len(rising_step["candidate_turns"]) == len(rising_step["q_values"]) == rising_step["candidates"]
+    ipr_walk = embedded("w1-0")
+    assert ipr_walk["pairs"] and all("rejected_k" in pair and "chosen" in pair for pair in ipr_walk["pairs"])
 
 
 def test_report_page_renders_in_chromium(cli_run, tmp_path):

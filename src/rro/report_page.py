@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,23 @@ def _explorations(runs: list[Path]) -> list[dict[str, Any]]:
 
 
 def _walk(record: dict[str, Any]) -> dict[str, Any]:
+    """What the page shows of a walk, without repeating a text: a pair's side that is one of its
+    step's candidates is named by its place among them, and a rising or fixed walk's chosen turns
+    are its steps' chosen candidates."""
+    steps = [{key: step[key] for key in _STEP_FIELDS if key in step} for step in record["steps"]]
+    by_step = {step.get("step"): step.get("candidate_turns") or [] for step in steps}
+    pairs = []
+    for pair in record.get("pairs", []):
+        candidates = by_step.get(pair.get("step"), [])
+        entry = {"step": pair.get("step"), "q_chosen": pair.get("q_chosen"), "q_rejected": pair.get("q_rejected")}
+        for side in ("chosen", "rejected"):
+            text = _text(pair.get(side, []))
+            if text in candidates:
+                entry[f"{side}_k"] = candidates.index(text)
+            else:
+                entry[side] = text
+        pairs.append(entry)
+    recorded = bool(steps) and all("candidate_turns" in step for step in steps)
     return {
         "task_id": record["task_id"],
         "instruction": record.get("instruction"),
@@ -58,13 +76,10 @@ def _walk(record: dict[str, Any]) -> dict[str, Any]:
         "reward": record.get("reward"),
         "values": record.get("values", []),
         "initial_rollouts": (record.get("initial_cost") or {}).get("rollouts", 0),
-        "turns": record.get("turns", []),
+        "turns": [] if recorded and record.get("strategy") in ("rising", "fixed") else record.get("turns", []),
         "observations": record.get("observations", []),
-        "steps": [{key: step[key] for key in _STEP_FIELDS if key in step} for step in record["steps"]],
-        # Prompts are left out: the chosen path above already is the state a pair was made in.
-        "pairs": [{"step": pair.get("step"), "q_chosen": pair.get("q_chosen"), "q_rejected": pair.get("q_rejected"),
-                   "chosen": _text(pair.get("chosen", [])), "rejected": _text(pair.get("rejected", []))}
-                  for pair in record.get("pairs", [])],
+        "steps": steps,
+        "pairs": pairs,
     }
 
 
@@ -103,17 +118,36 @@ def _embedded_json(data: Any) -> str:
     return json.dumps(data, separators=(",", ":")).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
+def _walk_data(explorations: list[dict[str, Any]]) -> tuple[str, str]:
+    """The walk browser's data: an index (a summary line per task) and one JSON element per walk,
+    which the page parses only when that task is opened (a run of thousands of tasks loads fast)."""
+    index, elements = [], []
+    for e, exploration in enumerate(explorations):
+        walks = exploration.pop("walks")
+        exploration["tasks"] = [[walk["task_id"], len(walk["steps"]), sum(s.get("candidates", 0) for s in walk["steps"]),
+                                 len(walk["pairs"]), walk["reward"], walk["end"]] for walk in walks]
+        index.append(exploration)
+        elements += [f'<script type="application/json" id="w{e}-{i}">{_embedded_json(walk)}</script>'
+                     for i, walk in enumerate(walks)]
+    return _embedded_json(index), "\n".join(elements)
+
+
 def write_page(out: Path, runs: list[Path], results_table: str, paired_lines: list[str]) -> Path:
     """Write `out/index.html` from the tables and plots already in `out` and the runs' walks."""
     runs = [Path(run) for run in runs]
     title = "rro report: " + ", ".join(run.name for run in runs)
-    page = (_TEMPLATE
-            .replace("@TITLE@", html.escape(title))
-            .replace("@RESULTS@", _markdown_table(results_table.splitlines(), "results-table"))
-            .replace("@PAIRED@", _markdown_table(paired_lines, "paired-table"))
-            .replace("@PLOTS@", _plots(out))
-            .replace("@DATA@", _embedded_json(_explorations(runs)))
-            .replace("@SCRIPT@", _SCRIPT))
+    walk_index, walk_elements = _walk_data(_explorations(runs))
+    parts = {
+        "TITLE": html.escape(title),
+        "RESULTS": _markdown_table(results_table.splitlines(), "results-table"),
+        "PAIRED": _markdown_table(paired_lines, "paired-table"),
+        "PLOTS": _plots(out),
+        "SCRIPT": _SCRIPT,
+        "INDEX": walk_index,
+        "WALKS": walk_elements,
+    }
+    # One pass over the template: nothing inserted is searched for placeholders again.
+    page = re.sub(r"@([A-Z]+)@", lambda match: parts[match.group(1)], _TEMPLATE)
     path = out / "index.html"
     tmp = path.with_suffix(".html.tmp")
     tmp.write_text(page, encoding="utf-8")
@@ -174,7 +208,8 @@ details > summary { cursor: pointer; color: #246; }
   </div>
   <div id="walk"><p class="muted">No exploration in these runs.</p></div>
 </div>
-<script type="application/json" id="walk-data">@DATA@</script>
+<script type="application/json" id="walk-index">@INDEX@</script>
+@WALKS@
 <script>
 @SCRIPT@
 </script>
@@ -184,7 +219,9 @@ details > summary { cursor: pointer; color: #246; }
 
 _SCRIPT = r"""
 "use strict";
-const EXPLORATIONS = JSON.parse(document.getElementById("walk-data").textContent);
+// The index: per exploration, its label and settings and one summary row per task
+// [task_id, steps, candidates, pairs, reward, end]. A walk's own data is parsed when it is opened.
+const EXPLORATIONS = JSON.parse(document.getElementById("walk-index").textContent);
 const PAGE_SIZE = 100;
 const ENDS = {
   submitted: "the chosen action ended the episode (a terminal action such as submit or Buy Now)",
@@ -192,7 +229,7 @@ const ENDS = {
   invalid: "the agent wrote too many malformed turns in a row",
   no_rise: "no candidate rose above the bar and on_no_rise = \"stop\" ended the walk",
 };
-const state = { exploration: 0, page: 0, task: null };
+const state = { exploration: 0, page: 0, task: null };  // task: its position in the exploration
 
 function el(tag, attrs, ...children) {
   const node = document.createElement(tag);
@@ -207,42 +244,47 @@ function el(tag, attrs, ...children) {
 }
 const fmt = (x, digits = 3) => (x === null || x === undefined) ? "–" : Number(x).toFixed(digits);
 const collapsible = (label, text) => el("details", {}, el("summary", {}, label), el("pre", {}, text ?? ""));
+const loadWalk = (e, i) => JSON.parse(document.getElementById(`w${e}-${i}`).textContent);
 
-function taskSummary(walk) {
-  const candidates = walk.steps.reduce((sum, s) => sum + (s.candidates || 0), 0);
-  return `${walk.task_id} · ${walk.steps.length} steps · ${candidates} cand. · ${walk.pairs.length} pairs · ` +
-         `reward ${fmt(walk.reward, 2)} · ${walk.end}`;
-}
-
-function visibleWalks() {
-  const exploration = EXPLORATIONS[state.exploration];
+function visibleTasks() {
   const query = document.getElementById("filter").value.trim().toLowerCase();
   const withPairs = document.getElementById("with-pairs").checked;
-  return exploration.walks.filter(w => (!withPairs || w.pairs.length) &&
-    (!query || String(w.task_id).toLowerCase().includes(query) || String(w.end).toLowerCase() === query));
+  const shown = [];
+  EXPLORATIONS[state.exploration].tasks.forEach(([id, , , pairs, , end], i) => {
+    if ((!withPairs || pairs) && (!query || String(id).toLowerCase().includes(query) || String(end) === query)) shown.push(i);
+  });
+  return shown;
 }
 
 function renderList() {
-  const walks = visibleWalks();
-  const pages = Math.max(1, Math.ceil(walks.length / PAGE_SIZE));
+  const tasks = EXPLORATIONS[state.exploration].tasks;
+  const shown = visibleTasks();
+  const pages = Math.max(1, Math.ceil(shown.length / PAGE_SIZE));
   state.page = Math.min(state.page, pages - 1);
-  const pager = document.getElementById("pager");
   const previous = el("button", {}, "◀"), next = el("button", {}, "▶");
   previous.disabled = state.page === 0; next.disabled = state.page >= pages - 1;
   previous.onclick = () => { state.page--; renderList(); };
   next.onclick = () => { state.page++; renderList(); };
-  pager.replaceChildren(previous, ` page ${state.page + 1} of ${pages} (${walks.length} tasks) `, next);
-  const list = document.getElementById("task-list");
-  list.replaceChildren(...walks.slice(state.page * PAGE_SIZE, (state.page + 1) * PAGE_SIZE).map(walk => {
-    const button = el("button", { class: walk.task_id === state.task ? "selected" : "" }, taskSummary(walk));
-    button.onclick = () => select(walk.task_id);
-    return el("li", {}, button);
-  }));
+  document.getElementById("pager").replaceChildren(
+    previous, ` page ${state.page + 1} of ${pages} (${shown.length} tasks) `, next);
+  document.getElementById("task-list").replaceChildren(
+    ...shown.slice(state.page * PAGE_SIZE, (state.page + 1) * PAGE_SIZE).map(i => {
+      const [id, steps, candidates, pairs, reward, end] = tasks[i];
+      const button = el("button", { class: i === state.task ? "selected" : "" },
+        `${id} · ${steps} steps · ${candidates} cand. · ${pairs} pairs · reward ${fmt(reward, 2)} · ${end}`);
+      button.onclick = () => select(i);
+      return el("li", {}, button);
+    }));
 }
 
-function candidateRows(walk, index, step, pairedTexts) {
+function pairText(pair, step, side) {
+  return pair[side] ?? (step.candidate_turns || [])[pair[`${side}_k`]] ?? "";
+}
+
+function candidateRows(walk, index, step, pairs) {
   const best = step.q_values.indexOf(Math.max(...step.q_values));  // first of equals, as the walk picks
   const bar = step.prev_value + (EXPLORATIONS[state.exploration].margin || 0);
+  const pairedTexts = new Set(pairs.map(p => pairText(p, step, "rejected")));
   return step.q_values.map((q, k) => {
     const baseline = step.rose === null || step.rose === undefined;  // ipr, outcome: the policy vs the expert
     // Walks explored before candidates were recorded still have the chosen path's turn.
@@ -257,8 +299,8 @@ function candidateRows(walk, index, step, pairedTexts) {
     const classes = ["candidate", chosen ? "chosen" : "", chosen && q > bar ? "rose" : "",
                      (baseline || !chosen) && paired ? "paired" : ""].join(" ");
     return el("tr", { class: classes }, el("td", {}, k + 1),
-      el("td", {}, action === null ? (turn === null ? el("span", { class: "muted" }, "not recorded") :
-                                      el("span", { class: "muted" }, "(no valid action)")) : action),
+      el("td", {}, action === null ? el("span", { class: "muted" }, turn === null ? "not recorded" : "(no valid action)")
+                                   : action),
       el("td", {}, fmt(q)), el("td", {}, verdict),
       el("td", {}, turn === null ? "" : collapsible("text", turn)));
   });
@@ -267,27 +309,30 @@ function candidateRows(walk, index, step, pairedTexts) {
 function renderStep(walk, step, index) {
   const exploration = EXPLORATIONS[state.exploration];
   const pairs = walk.pairs.filter(p => p.step === step.step);
-  const pairedTexts = new Set(pairs.map(p => p.rejected));
-  const bar = step.prev_value === undefined || step.prev_value === null ? null
-    : step.prev_value + (exploration.margin || 0);
-  const rose = step.rose === null || step.rose === undefined ? el("span", { class: "tag" }, "against the expert")
-    : el("span", { class: "tag " + (step.rose ? "yes" : "no") }, step.rose ? "a candidate rose" : "none rose");
+  const baseline = step.rose === null || step.rose === undefined;
+  const bar = baseline ? null : step.prev_value + (exploration.margin || 0);
+  const rose = baseline ? el("span", { class: "tag" }, "against the expert")
+    : el("span", { class: "tag " + (step.rose ? "yes" : "no") }, step.rose ? "a candidate rose"
+      : exploration.on_no_rise === "stop" ? "none rose: the walk stops here" : "none rose: the walk goes on with the best");
   const tokens = (step.candidate_generated_tokens || 0) + (step.rollout_generated_tokens || 0);
   const table = el("table", { class: "candidates" },
     el("thead", {}, el("tr", {}, ...["#", "action (in the order drawn)", "Q", "verdict", "turn"].map(h => el("th", {}, h)))),
-    el("tbody", {}, ...candidateRows(walk, index, step, pairedTexts)));
+    el("tbody", {}, ...candidateRows(walk, index, step, pairs)));
   const pairList = pairs.length ? el("ul", {}, ...pairs.map(p => el("li", {},
-      `chosen Q ${fmt(p.q_chosen)} over rejected Q ${fmt(p.q_rejected)} `, collapsible("rejected turn", p.rejected))))
+      `chosen Q ${fmt(p.q_chosen)} over rejected Q ${fmt(p.q_rejected)} `,
+      collapsible("chosen", pairText(p, step, "chosen")), collapsible("rejected", pairText(p, step, "rejected")))))
     : el("p", { class: "muted" }, "no pair at this step");
   const observation = walk.observations[index];
+  const expertTurn = baseline ? walk.turns[index] : undefined;
   return el("div", { class: "step" },
     el("h3", {}, `Step ${step.step} `, rose),
-    el("div", {}, (bar === null ? `expert's action Q ${fmt(step.chosen_q)}`
+    el("div", {}, (baseline ? `expert's action Q ${fmt(step.chosen_q)}`
        : `bar: ${fmt(bar)} (previous value ${fmt(step.prev_value)}` +
          (exploration.margin ? ` + margin ${exploration.margin}` : "") + ")") + ` · ${step.candidates} candidates · ` +
        `${step.rollouts ?? 0} rollouts (${step.cache_hits ?? 0} cache hits, ${step.rollouts_saved ?? 0} saved, ` +
        `${step.exact ?? 0} exact) · ${tokens} generated tokens`),
     table,
+    expertTurn === undefined ? null : collapsible("the expert's action, taken", expertTurn),
     el("div", {}, el("strong", {}, `Pairs made (${pairs.length})`), pairList),
     observation === undefined ? null : collapsible("observation after the chosen action", observation));
 }
@@ -295,8 +340,8 @@ function renderStep(walk, step, index) {
 function renderWalk() {
   const target = document.getElementById("walk");
   const exploration = EXPLORATIONS[state.exploration];
-  const walk = exploration && exploration.walks.find(w => w.task_id === state.task);
-  if (!walk) { target.replaceChildren(el("p", { class: "muted" }, "Pick a task on the left.")); return; }
+  if (state.task === null) { target.replaceChildren(el("p", { class: "muted" }, "Pick a task on the left.")); return; }
+  const walk = loadWalk(state.exploration, state.task);
   const steps = walk.steps.map((step, index) => renderStep(walk, step, index));
   target.replaceChildren(...[
     el("h3", {}, `Task ${walk.task_id} — ${exploration.label}`),
@@ -308,25 +353,26 @@ function renderWalk() {
     steps.length ? null : el("p", { class: "muted" }, "no step was explored")].filter(node => node !== null));
 }
 
-function select(taskId) {
-  state.task = taskId;
-  history.replaceState(null, "", `#e=${state.exploration}&t=${encodeURIComponent(taskId)}`);
+function select(i) {
+  state.task = i;
+  const id = i === null ? "" : EXPLORATIONS[state.exploration].tasks[i][0];
+  history.replaceState(null, "", `#e=${state.exploration}&t=${encodeURIComponent(id)}`);
   renderList();
   renderWalk();
 }
 
 function chooseExploration(index, taskId) {
   state.exploration = index; state.page = 0;
-  const walks = EXPLORATIONS[index].walks;
-  const task = walks.find(w => w.task_id === taskId) ? taskId : (walks[0] ? walks[0].task_id : null);
-  select(task);
+  const tasks = EXPLORATIONS[index].tasks;
+  const wanted = tasks.findIndex(row => String(row[0]) === taskId);
+  select(wanted >= 0 ? wanted : (tasks.length ? 0 : null));
 }
 
 function start() {
   if (!EXPLORATIONS.length) { document.getElementById("sidebar").hidden = true; return; }
   const chooser = document.getElementById("exploration");
   chooser.replaceChildren(...EXPLORATIONS.map((e, i) =>
-    el("option", { value: i }, `${e.label} (${e.strategy}, ${e.walks.length} tasks)`)));
+    el("option", { value: i }, `${e.label} (${e.strategy}, ${e.tasks.length} tasks)`)));
   chooser.onchange = () => chooseExploration(Number(chooser.value));
   document.getElementById("filter").oninput = () => { state.page = 0; renderList(); };
   document.getElementById("with-pairs").onchange = () => { state.page = 0; renderList(); };

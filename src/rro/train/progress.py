@@ -17,7 +17,8 @@ from transformers.trainer_callback import PrinterCallback, ProgressCallback
 from rro import terminal
 
 # Log keys worth a place on the line, and how they are labelled there.
-_SHOWN = {"loss": "loss", "rewards/accuracies": "acc", "rewards/margins": "margin", "learning_rate": "lr"}
+_SHOWN = {"loss": "loss", "train_loss": "mean loss", "rewards/accuracies": "acc", "rewards/margins": "margin",
+          "learning_rate": "lr"}
 
 
 def _figures(logs: dict[str, float]) -> str:
