@@ -44,6 +44,7 @@ def main(
 
     terminal.configure(verbose)
 
+
 # Options shared by every command that selects tasks; None means "not given" (keep the config's value).
 SplitOpt = typer.Option(None, help="train, test, all, or dev (WebShop's goals 500-1499).")
 SchemeOpt = typer.Option(None, help="InterCode-SQL: by-query (default, leak-free), by-db, or records (InterCode's order; leaky).")

@@ -6,7 +6,7 @@ indices"), TRL's "Computing reference log probs" bar and printed metric dicts, t
 "Loading weights" bar, info logs and deprecation warnings. `quiet_libraries()` turns those off at
 their source, through each library's own switch (its verbosity, its progress-bar setting, its
 logger's level) and a warning filter that names one warning precisely. Nothing is redirected:
-errors and tracebacks still print in full, and so does any warning not named here.
+errors and tracebacks still print in full, and so does any Python warning not named here.
 
 The switches are environment variables where the library reads one when it is imported (the CLI
 imports the libraries lazily, so `rro --help` stays fast), and the library's function as well when
@@ -33,8 +33,8 @@ _QUIET_ENVIRONMENT = {
 }
 
 # Libraries that log through the standard `logging` module; Python prints their WARNING records to
-# stderr when nobody configured logging. (sqlglot warns about every agent query it cannot fully
-# transpile: the environment answers those queries itself, the warning means nothing to a user.)
+# stderr when nobody configured logging. (sqlglot logs a warning for SQL it cannot carry over when
+# transpiling an agent's query; the environment answers that query itself, with its own error.)
 _QUIET_LOGGERS = ("trl", "accelerate", "peft", "sqlglot", "datasets", "transformers", "huggingface_hub")
 
 # Deprecation notices addressed to the libraries' authors, not to rro's users: (message regex, category).
