@@ -81,3 +81,94 @@ def webshop_catalog(rro_home):
         for remote in catalog.data_files("1000"):
             ensure_file(remote, source=WEBSHOP_FIXTURE)
         yield catalog.load_catalog("1000")
+
+
+def run_in_terminal(args: list[str], cwd: Path, timeout: float = 900) -> tuple[int, str]:
+    """Run a command on a pseudo-terminal, as a user's shell would (progress bars draw as they do
+    there), and return its exit status and everything it wrote."""
+    import fcntl
+    import select
+    import struct
+    import subprocess
+    import termios
+    import time
+
+    from rro.terminal import _QUIET_ENVIRONMENT
+
+    # The command must quiet the libraries itself: drop the switches an earlier in-process CLI test set.
+    env = {k: v for k, v in os.environ.items() if k not in _QUIET_ENVIRONMENT}
+    env.update(TERM="xterm-256color", COLUMNS="160", LINES="50")
+    leader, follower = os.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 160, 0, 0))
+    process = subprocess.Popen(args, stdin=follower, stdout=follower, stderr=follower, cwd=cwd, env=env,
+                               close_fds=True)
+    os.close(follower)
+    output, deadline = bytearray(), time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if select.select([leader], [], [], 1.0)[0]:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # the command ended and closed the terminal
+                break
+            if not chunk:
+                break
+            output += chunk
+        elif process.poll() is not None:
+            break
+    else:
+        process.kill()
+    os.close(leader)
+    return process.wait(), output.decode("utf-8", errors="replace")
+
+
+# A whole `rro run` with the tiny model, small enough for the suite: RRO's rising walks (candidates
+# to browse) and IPR (whose exact `submit` values make pairs, so that DPO runs too).
+TINY_CLI_RUN = """
+output = "{output}"
+model = "tiny-random"
+strategies = ["rising", "ipr"]
+
+[experts]
+limit = 4
+
+[sft]
+limit = 4
+epochs = 1
+batch_size = 2
+gradient_accumulation_steps = 1
+precision = "fp32"
+activation_checkpointing = false
+
+[eval]
+limit = 2
+max_steps = 2
+max_new_tokens = 12
+dtype = "float32"
+
+[explore]
+limit = 2
+rollouts = 1
+max_candidates = 2
+max_steps = 6  # the expert reaches `submit` within 6 turns: IPR values it exactly
+max_new_tokens = 12
+dtype = "float32"
+
+[dpo]
+epochs = 1
+precision = "fp32"
+activation_checkpointing = false
+"""
+
+
+@pytest.fixture(scope="session")
+def cli_run(rro_home, tmp_path_factory) -> tuple[Path, int, str]:
+    """`rro run` of the tiny pipeline through the real command line, on a terminal: the run
+    directory, the exit status and the terminal's output."""
+    import sys
+
+    folder = tmp_path_factory.mktemp("cli-run")
+    config = folder / "run.toml"
+    config.write_text(TINY_CLI_RUN.format(output=folder / "run"))
+    status, output = run_in_terminal([sys.executable, "-m", "rro.cli", "run", str(config)], cwd=folder)
+    (folder / "terminal.txt").write_text(output)  # what the user saw, for a failing test's reader
+    return folder / "run", status, output

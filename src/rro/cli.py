@@ -38,6 +38,27 @@ app.add_typer(model_app, name="model")
 console = Console(stderr=True)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from rro import __version__
+
+        print(f"rro {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show the libraries' own logs and progress bars "
+                                 "(transformers, datasets, TRL); by default only rro's progress is shown."),
+    show_version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                      help="Print rro's version and exit."),
+) -> None:
+    """Train LLM agents with Reward Rising Optimization."""
+    from rro import terminal
+
+    terminal.configure(verbose)
+
+
 def _fail(message: str) -> None:
     console.print(f"[red]error:[/red] {message}")
     raise typer.Exit(code=1)
@@ -323,7 +344,7 @@ def report(cfg: ReportConfig) -> None:
     except (FileNotFoundError, ValueError) as err:
         _fail(str(err))
     print(table)
-    console.print(f"wrote {cfg.output}/results.md, results.csv, paired.md and the plots")
+    console.print(f"wrote {cfg.output}/index.html (open it in a browser), results.md, results.csv, paired.md and the plots")
 
 
 @model_app.command("fetch")

@@ -9,7 +9,9 @@ Reads each run's `results.json` (written by `rro run`) and the outputs it points
   what can be read when single intervals overlap;
 - `candidates_per_step.png` (the paper's sampling-efficiency figure), `cost_vs_reward.png`, and
   `rising_by_third.png` (share of rising steps in the first, middle and last third of the explored
-  trajectories: the paper's reward-trend analysis).
+  trajectories: the paper's reward-trend analysis);
+- `index.html`: all of the above on one self-contained page, with a browser of the explored walks
+  (`rro.report_page`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import numpy as np
 from scipy.stats import bootstrap
 
 from rro.agent.trajectory import read_jsonl
+from rro.report_page import write_page
 
 COLUMNS = ["run", "method", "tasks", "avg_reward", "ci_low", "ci_high", "success_rate", "cand_per_step_mean",
            "cand_per_step_max", "rollouts", "generated_tokens", "pairs", "explore_s", "train_s"]
@@ -148,6 +151,7 @@ def _plots(out: Path, rows: list[dict[str, Any]], explorations: dict[str, dict[s
 
     matplotlib.use("Agg")  # files only; no display needed
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     def grouped_bars(series: dict[str, dict[float, float]], xlabel: str, ylabel: str, title: str, name: str,
                      ticks: list[str] | None = None) -> None:
@@ -159,6 +163,8 @@ def _plots(out: Path, rows: list[dict[str, Any]], explorations: dict[str, dict[s
             axis.bar([x + offset * width - 0.4 + width / 2 for x in xs], [heights[x] for x in xs], width, label=label)
         if ticks:
             axis.set_xticks(range(len(ticks)), ticks)
+        else:  # x counts something (candidates): a tick at each count drawn, whole numbers only
+            axis.set_xticks(sorted({x for heights in series.values() for x in heights}))
         axis.set_xlabel(xlabel)
         axis.set_ylabel(ylabel)
         axis.set_title(title)
@@ -183,6 +189,7 @@ def _plots(out: Path, rows: list[dict[str, Any]], explorations: dict[str, dict[s
                       [r["ci_high"] - r["avg_reward"]]], fmt="o", capsize=3)
         axis.annotate(f"{r['run']}/{r['method']}" if len({x['run'] for x in rows}) > 1 else r["method"],
                       (r["generated_tokens"], r["avg_reward"]), textcoords="offset points", xytext=(5, 5))
+    axis.xaxis.set_major_locator(MaxNLocator(integer=True))  # a token count
     axis.set_xlabel("exploration cost (generated tokens)")
     axis.set_ylabel("test average reward ×100")
     axis.set_title("Cost vs reward")
@@ -212,6 +219,7 @@ def write_report(runs: list[Path], out: Path, resamples: int = 2000) -> str:
     thirds = {name: rising_by_third(block["walks"]) for name, block in explorations.items()}
     (out / "rising_by_third.json").write_text(json.dumps(thirds, indent=2))
     _plots(out, rows, explorations)
+    write_page(out, [Path(run) for run in runs], table, paired_lines)
     return table + "\n\n" + "\n".join(paired_lines)
 
 

@@ -84,6 +84,7 @@ def ipr_tasks(tasks: list[Task], policy: Policy, values: MonteCarloValues, make_
             walk.record["steps"].append({
                 "task_id": walk.task.id, "step": step, "candidates": 1,
                 "distinct_actions": 1, "rose": None, "q_values": [q_agent.value], "chosen_q": q_expert.value,
+                "candidate_turns": [sample.text], "candidate_actions": [agent_action],
                 "candidate_generated_tokens": sample.generated_tokens, "candidate_prompt_tokens": sample.prompt_tokens,
                 **estimate_cost([q_expert, q_agent]), "wall_s": time.perf_counter() - started,
             })

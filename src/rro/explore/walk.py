@@ -146,6 +146,9 @@ def _finish_step(walk: TaskWalk, settings: ExploreConfig, rule: RiseRule) -> Non
         "rose": rose,
         "prev_value": walk.prev,
         "q_values": [c.q for c in walk.tried],
+        # The candidates as drawn, so that a report can show what was rejected and why.
+        "candidate_turns": [c.turn for c in walk.tried],
+        "candidate_actions": [c.action for c in walk.tried],
         "chosen_q": best.q,
         "candidate_generated_tokens": sum(c.generated_tokens for c in walk.tried),
         "candidate_prompt_tokens": sum(c.prompt_tokens for c in walk.tried),

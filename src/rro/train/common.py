@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from rro import terminal
 from rro.agent.trajectory import write_json_atomic
 from rro.config import ConfigError, TrainConfig, guard_output_dir
 from rro.policy.models import resolve_model
@@ -118,6 +119,8 @@ def trainer_arguments(config: TrainConfig, work: Path) -> dict[str, Any]:
         report_to=config.report_to,
         seed=config.seed,
         dataloader_num_workers=0,
+        # rro draws its own progress line (rro.train.progress); `rro -v` brings the trainer's back.
+        disable_tqdm=not terminal.verbose(),
     )
 
 

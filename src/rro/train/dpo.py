@@ -75,6 +75,8 @@ def build_trainer(config: DpoConfig):
     from trl import DPOConfig as TrlDPOConfig
     from trl import DPOTrainer
 
+    from rro.train.progress import show_training_progress
+
     pairs = load_pairs(config)
     if not pairs:
         raise ValueError("no preference pairs to train on")
@@ -95,6 +97,7 @@ def build_trainer(config: DpoConfig):
     args = TrlDPOConfig(**trainer_arguments(config, work), beta=config.beta, precompute_ref_log_probs=True, **loss)
     trainer = DPOTrainer(model=model, args=args, train_dataset=Dataset.from_list(kept), processing_class=tokenizer,
                          peft_config=lora_config(config))
+    show_training_progress(trainer, "dpo")
     return trainer, tokenizer, {"records": len(kept), "left_out_too_long": len(pairs) - len(kept), "trimmed": trimmed}
 
 

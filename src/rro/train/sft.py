@@ -59,6 +59,8 @@ def build_trainer(config: SftConfig):
     from trl import SFTConfig as TrlSFTConfig
     from trl import SFTTrainer
 
+    from rro.train.progress import show_training_progress
+
     conversations = load_conversations(config)
     work = prepare_output(config)
     model, tokenizer = load_model_and_tokenizer(config)
@@ -76,6 +78,7 @@ def build_trainer(config: SftConfig):
     args = TrlSFTConfig(**trainer_arguments(config, work), assistant_only_loss=True)
     trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list([{"messages": c} for c in fitting]),
                          processing_class=tokenizer, peft_config=lora_config(config))
+    show_training_progress(trainer, "sft")
     return trainer, tokenizer, original_template, {"records": len(fitting), "left_out_too_long": too_long}
 
 

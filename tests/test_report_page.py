@@ -1,0 +1,79 @@
+"""`rro report` writes index.html: one self-contained page, checked in a real browser (headless Chromium)."""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from rro.report import write_report
+
+
+def _chromium() -> str:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        if path := shutil.which(name):
+            return path
+    if os.environ.get("RRO_REQUIRE_CHROMIUM") == "1":
+        pytest.fail("RRO_REQUIRE_CHROMIUM=1 but Chromium is not installed (apt-get install -y chromium)")
+    pytest.skip("Chromium is not installed (apt-get install -y chromium): the page is not checked in a browser")
+
+
+def _browser(chromium: str, profile, *args: str) -> subprocess.CompletedProcess:
+    # --no-sandbox: CI runs as root, where Chromium's sandbox refuses to start.
+    return subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={profile}", *args],
+                          capture_output=True, text=True, timeout=180, check=True)
+
+
+def test_report_page_is_self_contained(cli_run, tmp_path):
+    run, status, _ = cli_run
+    assert status == 0
+    write_report([run], tmp_path, resamples=100)
+    page = (tmp_path / "index.html").read_text()
+    # Nothing is fetched: no external script, stylesheet, font or image.
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page)
+    assert "@import" not in page and "url(" not in page
+    assert page.count("data:image/png;base64,") == len(list(tmp_path.glob("*.png"))) >= 3
+    # The walks: an index of every task, and each walk's data in its own element (parsed when opened).
+    def embedded(element_id: str):
+        return json.loads(re.search(rf'<script type="application/json" id="{element_id}">(.*?)</script>', page, re.S).group(1))
+
+    index = embedded("walk-index")
+    assert [e["strategy"] for e in index] == ["rising", "ipr"] and [len(e["tasks"]) for e in index] == [2, 2]
+    rising_step = embedded("w0-0")["steps"][0]
+    assert len(rising_step["candidate_turns"]) == len(rising_step["q_values"]) == rising_step["candidates"]
+    ipr_walk = embedded("w1-0")
+    assert ipr_walk["pairs"] and all("rejected_k" in pair and "chosen" in pair for pair in ipr_walk["pairs"])
+
+
+def test_report_page_renders_in_chromium(cli_run, tmp_path):
+    chromium = _chromium()
+    run, status, _ = cli_run
+    assert status == 0
+    write_report([run], tmp_path, resamples=100)
+    url = (tmp_path / "index.html").as_uri()
+    dom = _browser(chromium, tmp_path / "profile", "--dump-dom", url).stdout
+    screenshot = tmp_path / "screenshot.png"
+    _browser(chromium, tmp_path / "profile", "--hide-scrollbars", "--window-size=1300,2400",
+             f"--screenshot={screenshot}", url)
+    assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and screenshot.stat().st_size > 20_000
+
+    # The results table, with a row per method.
+    table = re.search(r'<table id="results-table">.*?</table>', dom, re.S).group(0)
+    assert all(f"<td>{method}</td>" in table for method in ("sft", "rising", "ipr"))
+    assert '<table id="paired-table">' in dom
+    # A plot, embedded.
+    assert re.search(r'<img alt="candidates_per_step" src="data:image/png;base64,[A-Za-z0-9+/]{1000}', dom)
+    # The first walk, rendered by the page's script: its first step's candidates in the order drawn.
+    first = json.loads((run / "rising" / "iter1" / "explore" / "walks.jsonl").read_text().splitlines()[0])
+    step = first["steps"][0]
+    rendered = re.findall(r'<tr class="candidate[^"]*">(.*?)</tr>', dom, re.S)
+    assert len(rendered) >= step["candidates"]
+    for row, q, turn in zip(rendered, step["q_values"], step["candidate_turns"]):
+        assert f"<td>{q:.3f}</td>" in row
+        assert html.escape(turn, quote=False).replace("\r", "") in row.replace("\r", "")
+    assert f"Task {first['task_id']}" in dom and "page 1 of 1 (2 tasks)" in dom
