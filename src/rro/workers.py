@@ -82,14 +82,16 @@ class TaskWorker:
 
 
 def _connect(ray, address: str | None, env_vars: dict[str, str]) -> bool:
-    """Join the cluster at `address`, or start a local Ray instance; True when started here."""
-    if ray.is_initialized():  # a caller (a notebook, a test module) already connected
+    """Join the cluster at `address`, or start a local Ray instance; True when started here.
+    A process that is already connected (a notebook, a test module) keeps its connection."""
+    if ray.is_initialized():
         return False
     runtime_env = {"env_vars": env_vars}
     options = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
                    runtime_env=runtime_env)
     try:
-        ray.init(address=address, **options) if address else ray.init(**options)
+        # "local": a new instance even when `ray start` left a cluster on this machine.
+        ray.init(address=address or "local", **options)
     except ConnectionError as err:
         raise ConfigError(f"ray_address: cannot join the Ray cluster at {address}: {err}") from None
     return True

@@ -175,7 +175,11 @@ class HFPolicy:
         length = len(generated)
         for position, token in enumerate(generated):
             if token in self.stop_token_ids:
-                length = position + 1  # the end-of-turn token was generated, so it counts
+                # The end-of-turn token was generated, so it counts; but a row that a stop string
+                # ended is padded (here with a stop token) while its batch goes on: that one does not.
+                text = self.tokenizer.decode(generated[:position], skip_special_tokens=True)
+                stopped_by_string = any(text.endswith(stop.strip()) for stop in STOP_STRINGS)
+                length = position if stopped_by_string else position + 1
                 break
         text = self.tokenizer.decode(generated[:length], skip_special_tokens=True)
         for stop in STOP_STRINGS:
