@@ -253,6 +253,15 @@ def test_eval_on_two_workers_of_a_started_cluster(tmp_path, ray_cluster, tiny_po
     assert len(set(json.dumps(m) for m, *_ in episodes(tmp_path / "cluster").values())) == 4  # sampled, distinct
 
 
+def test_a_wrong_ray_address_fails_fast_naming_the_field(tmp_path):
+    from rro.config import ConfigError
+    from rro.workers import run_on_workers
+
+    ray_or_skip()
+    with pytest.raises(ConfigError, match="ray_address: nothing answers at 127.0.0.1:"):
+        list(run_on_workers(lambda: None, [[]], workers=2, ray_address=f"127.0.0.1:{_free_port()}"))
+
+
 def test_rro_run_explores_on_two_workers(tmp_path, local_ray):
     from rro.pipeline import run_pipeline
 

@@ -19,11 +19,11 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import socket
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
-
 from functools import partial
+from typing import Any
 
 from rro.config import ConfigError, EvalConfig, ExploreConfig
 from rro.envs.base import Task, spec
@@ -77,9 +77,6 @@ class TaskWorker:
     def run(self, chunk: list[Task]) -> list[Any]:
         return self.runner(chunk)
 
-    def pid(self) -> int:
-        return os.getpid()
-
 
 def _connect(ray, address: str | None, env_vars: dict[str, str]) -> bool:
     """Join the cluster at `address`, or start a local Ray instance; True when started here.
@@ -89,12 +86,26 @@ def _connect(ray, address: str | None, env_vars: dict[str, str]) -> bool:
     runtime_env = {"env_vars": env_vars}
     options = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
                    runtime_env=runtime_env)
+    if address:
+        _check_reachable(address)
     try:
         # "local": a new instance even when `ray start` left a cluster on this machine.
         ray.init(address=address or "local", **options)
     except ConnectionError as err:
         raise ConfigError(f"ray_address: cannot join the Ray cluster at {address}: {err}") from None
     return True
+
+
+def _check_reachable(address: str, timeout_s: float = 10.0) -> None:
+    """Fail fast on a wrong HOST:PORT: Ray itself retries an unreachable address for minutes."""
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        return  # another form Ray accepts ("auto", a ray:// address): let Ray judge it
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as err:
+        raise ConfigError(f"ray_address: nothing answers at {address} ({err}); start the cluster's head "
+                          f"with `ray start --head --port {port}` there") from None
 
 
 def _forwarded_env() -> dict[str, str]:
