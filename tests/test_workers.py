@@ -198,6 +198,12 @@ def test_a_killed_driver_is_resumed_by_rerunning(tmp_path, intercode_reference):
     same_outputs(out, intercode_reference)
 
 
+# Ray keeps one cluster token per user (~/.ray/auth_token) that any `ray start` may rewrite; the
+# test cluster on this machine runs without one rather than race other Ray users for that file.
+def without_ray_token() -> dict[str, str]:
+    return {**os.environ, "RAY_AUTH_MODE": "disabled"}
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -218,7 +224,7 @@ def ray_cluster(tmp_path):
              "--node-ip-address", "127.0.0.1", "--port", str(port), "--include-dashboard", "false",
              "--dashboard-port", str(dashboard),
              "--temp-dir", session, "--disable-usage-stats"],
-            start_new_session=True, stdout=output, stderr=subprocess.STDOUT)
+            start_new_session=True, stdout=output, stderr=subprocess.STDOUT, env=without_ray_token())
     try:
         deadline = time.time() + 120
         while "--block" not in log.read_text():  # printed once the cluster is up
@@ -239,7 +245,8 @@ def test_eval_on_two_workers_of_a_started_cluster(tmp_path, ray_cluster, tiny_po
     reference = evaluate(EvalConfig(**settings, output=tmp_path / "reference"), policy=tiny_policy)
     config = _write_toml(tmp_path / "eval.toml", {**settings, "workers": 2, "ray_address": ray_cluster,
                                                    "output": tmp_path / "cluster"})
-    result = subprocess.run([*RRO, "eval", "-c", str(config)], capture_output=True, text=True, timeout=900)
+    result = subprocess.run([*RRO, "eval", "-c", str(config)], capture_output=True, text=True, timeout=900,
+                            env=without_ray_token())
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads((tmp_path / "cluster" / "summary.json").read_text())
     drop = ("wall_seconds_this_run", "episode_wall_seconds")
