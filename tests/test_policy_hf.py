@@ -39,6 +39,27 @@ def test_batching_does_not_change_greedy_results(tiny_policy):
     assert [r[0].text for r in batched] == [r[0].text for r in one_by_one]
 
 
+def test_seeded_samples_do_not_depend_on_batching(tiny_policy):
+    """Per-row seeds: a completion depends on its own seed and prompt, not on its batch."""
+    seeds = [11, 22, 33]
+    batched = tiny_policy.generate(CONVERSATIONS, n=2, temperature=1.0, top_p=0.9, max_new_tokens=12, seed=seeds)
+    saved = tiny_policy.max_batch_size
+    try:
+        tiny_policy.max_batch_size = 1
+        one_by_one = tiny_policy.generate(CONVERSATIONS, n=2, temperature=1.0, top_p=0.9, max_new_tokens=12,
+                                          seed=seeds)
+    finally:
+        tiny_policy.max_batch_size = saved
+    alone = tiny_policy.generate(CONVERSATIONS[2:], n=2, temperature=1.0, top_p=0.9, max_new_tokens=12, seed=[33])
+    reordered = tiny_policy.generate(CONVERSATIONS[::-1], n=2, temperature=1.0, top_p=0.9, max_new_tokens=12,
+                                     seed=seeds[::-1])
+    assert batched == one_by_one
+    assert alone == batched[2:]
+    assert reordered == batched[::-1]
+    texts = [c.text for row in batched for c in row]
+    assert len(set(texts)) == len(texts)  # the samples really vary (T = 1 on a random model)
+
+
 def test_batches_respect_row_and_token_bounds(tiny_policy):
     saved = tiny_policy.max_batch_size, tiny_policy.max_batch_tokens
     try:

@@ -164,7 +164,21 @@ TaskSelection = create_model(
     **_environment_fields(reserved=set(_TaskSelection.model_fields) | set(PolicyConfig.model_fields)))
 
 
-class EvalConfig(TaskSelection, PolicyConfig):
+class WorkersConfig(StrictModel):
+    """Where tasks run: in this process, or spread over Ray actors (rro.workers)."""
+
+    workers: int = Field(default=1, ge=1, description=(
+        "Processes that run chunks of tasks, each with its own policy and environments. 1 runs in this "
+        "process (Ray is not imported); more start Ray actors (pip install 'rro[ray]')."))
+    ray_address: str | None = Field(default=None, description=(
+        "The Ray cluster to join (e.g. 10.0.0.1:6379, as printed by `ray start --head`); unset starts a "
+        "local Ray instance on this machine. Only used with workers > 1."))
+    num_gpus: float = Field(default=0.0, ge=0.0, description=(
+        "GPUs each worker holds (1 for one model per GPU; 0 on CPU machines, where the CPU cores are split "
+        "evenly between the workers). Only used with workers > 1."))
+
+
+class EvalConfig(TaskSelection, PolicyConfig, WorkersConfig):
     policy: Literal["model", "expert"] = Field(default="model", description="model, or expert (the oracle; no model needed).")
     tasks_per_batch: int = Field(default=64, ge=1, description="Episodes run together (and environments open at once).")
     output: Path = Field(description="Output folder (episodes.jsonl, summary.json).", json_schema_extra=OUTPUT)
@@ -208,7 +222,7 @@ def load_config(cls: type[Config], path: Path | None = None, **overrides: Any) -
         raise ConfigError(describe_error(err)) from None
 
 
-class ExploreConfig(TaskSelection, PolicyConfig):
+class ExploreConfig(TaskSelection, PolicyConfig, WorkersConfig):
     """`rro explore`: collect preference pairs with one strategy. Defaults follow DESIGN §2."""
 
     split: Literal["train", "dev", "test", "all"] = Field(

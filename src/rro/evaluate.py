@@ -1,7 +1,8 @@
 """Evaluation: run a policy on a split, write every episode and a summary.
 
-`DIR/episodes.jsonl` gets one record per task as soon as it finishes, so an interrupted run
-resumes where it stopped; `DIR/summary.json` is rewritten atomically at the end.
+`DIR/episodes.jsonl` gets one record per task as soon as it finishes (with `workers > 1`: as soon
+as its chunk comes back from a Ray worker), so an interrupted run resumes where it stopped;
+`DIR/summary.json` is rewritten atomically at the end.
 """
 
 from __future__ import annotations
@@ -9,15 +10,17 @@ from __future__ import annotations
 import statistics
 import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from functools import partial
 from pathlib import Path
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from rro.agent.trajectory import Episode, JsonlWriter, read_episodes, write_json_atomic
 from rro.config import EvalConfig, guard_output_dir
-from rro.envs.base import spec
+from rro.envs.base import Task, spec
 from rro.rollout import EpisodeRequest, SamplingConfig, run_episodes, run_expert_episode
+from rro.workers import pending_chunks, run_chunks
 
 # Fields that change what an episode is; an output folder holds episodes of one setting only.
 _RUN_IDENTITY = ("env", "policy", "split", "scheme", "backend", "max_steps", "max_invalid_turns", "include_empty_dbs")
@@ -59,8 +62,31 @@ def summarize(episodes: list[Episode]) -> dict:
     }
 
 
+class EvalChunks:
+    """Runs a policy's episodes on chunks of tasks: in this process, or once per worker."""
+
+    def __init__(self, config: EvalConfig, policy=None, on_finished: Callable[[Episode], None] | None = None):
+        self.config = config
+        self.policy = policy if policy is not None else config.load_policy()
+        self.on_finished = on_finished
+
+    def __call__(self, chunk: list[Task]) -> list[Episode]:
+        config = self.config
+        return run_episodes(
+            [EpisodeRequest(task) for task in chunk],
+            self.policy,
+            config.make_env,
+            SamplingConfig(config.temperature, config.top_p, config.max_new_tokens, config.seed),
+            max_steps=config.max_steps,
+            icl_shots=config.resolved_icl_shots(),
+            max_invalid_turns=config.max_invalid_turns,
+            on_finished=self.on_finished and (lambda _request, episode: self.on_finished(episode)),
+        )
+
+
 def evaluate(config: EvalConfig, policy=None) -> dict:
-    """Run (or resume) an evaluation; `policy` may be passed in to reuse a loaded model."""
+    """Run (or resume) an evaluation; `policy` may be passed in to reuse a loaded model (one worker
+    only: with more, every worker loads its own)."""
     out = Path(config.output)
     out.mkdir(parents=True, exist_ok=True)
     guard_output_dir(config, out, _RUN_IDENTITY + (_MODEL_IDENTITY if config.policy == "model" else ()))
@@ -68,7 +94,9 @@ def evaluate(config: EvalConfig, policy=None) -> dict:
     episodes_path = out / "episodes.jsonl"
     finished = {e.task_id: e for e in read_episodes(episodes_path)}
     todo = [task for task in tasks if task.id not in finished]
-    if config.policy == "model" and todo and policy is None:
+    # Cut from the whole task list, so that a resumed run runs the same chunks.
+    chunks = pending_chunks(tasks, set(finished), config.tasks_per_batch)
+    if config.policy == "model" and todo and policy is None and config.workers == 1:
         policy = config.load_policy()
 
     started = time.perf_counter()
@@ -98,20 +126,14 @@ def evaluate(config: EvalConfig, policy=None) -> dict:
                     record(run_expert_episode(env_spec, env, task, config.max_steps))  # never malformed
             finally:
                 env.close()
+        elif config.workers == 1 and todo:  # each episode is written as soon as it ends
+            run_one_chunk = EvalChunks(config, policy, on_finished=record)
+            for chunk in chunks:
+                run_one_chunk(chunk)
         else:
-            sampling = SamplingConfig(config.temperature, config.top_p, config.max_new_tokens, config.seed)
-            for first in range(0, len(todo), config.tasks_per_batch):
-                chunk = todo[first : first + config.tasks_per_batch]
-                run_episodes(
-                    [EpisodeRequest(task) for task in chunk],
-                    policy,
-                    config.make_env,
-                    sampling,
-                    max_steps=config.max_steps,
-                    icl_shots=config.resolved_icl_shots(),
-                    max_invalid_turns=config.max_invalid_turns,
-                    on_finished=lambda _request, episode: record(episode),
-                )
+            for _chunk, episodes in run_chunks(config, chunks, partial(EvalChunks, config)):
+                for episode in episodes:
+                    record(episode)
 
     selected = [finished[task.id] for task in tasks]
     summary = {

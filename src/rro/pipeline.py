@@ -64,10 +64,15 @@ def _stage_config(cls: type[BaseModel], table: str, section: dict[str, Any], wir
         raise ConfigError(describe_error(err, table)) from None
 
 
+# Where a stage ran, not what it produced: a finished stage is not redone for another value.
+_PLACEMENT = ("workers", "ray_address", "num_gpus")
+
+
 def _same_settings(saved: dict[str, Any], config: BaseModel) -> bool:
     """Whether a finished stage ran with `config`. Settings that rro gained after the stage ran
-    count as the same when they are left at their defaults."""
-    wanted = config.model_dump(mode="json")
+    count as the same when they are left at their defaults; placement settings do not count."""
+    saved = {k: v for k, v in saved.items() if k not in _PLACEMENT}
+    wanted = {k: v for k, v in config.model_dump(mode="json").items() if k not in _PLACEMENT}
     defaults = {name: field.get_default(call_default_factory=True) for name, field in type(config).model_fields.items()}
     added = set(wanted) - set(saved)
     return all(wanted[k] == saved[k] for k in set(wanted) & set(saved)) and all(

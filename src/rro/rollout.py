@@ -5,6 +5,10 @@ environment (or answers a malformed turn with an error observation), and records
 chat messages. `run_episodes` drives any number of episodes together: at every step the next turn
 of *every* active episode (across tasks, and across the rollouts of one state) goes to the policy
 in one batched call; finished episodes drop out and their environments are closed.
+
+Every episode has its own seed (the request's, or one derived from the run's seed, its task, its
+prefix and which repeat of them it is in the call), and its turn at step t is sampled with a seed
+derived from that and t: an episode's draws do not depend on the other episodes it runs beside.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from rro.agent.prompts import agent_message, conversation_start, observation_mes
 from rro.agent.trajectory import Episode, Step
 from rro.envs.base import Env, EnvSpec, Task
 from rro.policy.base import Policy
+from rro.seeds import derive_seed
 
 # Task fields that are worth keeping on every episode record (for breakdowns and reading).
 _RECORDED_FIELDS = ("db", "hardness", "gold", "asin")
@@ -110,6 +115,7 @@ class EpisodeRequest:
     task: Task
     prefix: tuple[str, ...] = ()
     tag: object = None  # the caller's label, handed back on the episode's result
+    seed: int | None = None  # this episode's sampling seed; None: derived from the run's seed (see run_episodes)
 
 
 @dataclass(frozen=True)
@@ -142,6 +148,7 @@ def run_episodes(
     """Run all `requests` to the end, batching every active episode's next turn into one call."""
     running: list[_Running] = []
     finished: dict[int, Episode] = {}
+    seeds = _episode_seeds(requests, sampling.seed)
 
     def finish(slot: _Running) -> None:
         slot.env.close()
@@ -160,16 +167,14 @@ def run_episodes(
         else:
             running.append(slot)
 
-    step = 0
     while running:
-        seed = None if sampling.seed is None else sampling.seed + step
         completions = policy.generate(
             [slot.episode.messages for slot in running],
             n=1,
             temperature=sampling.temperature,
             top_p=sampling.top_p,
             max_new_tokens=sampling.max_new_tokens,
-            seed=seed,
+            seed=None if seeds is None else [derive_seed(seeds[slot.index], len(slot.episode.steps)) for slot in running],
         )
         still_running = []
         for slot, (completion,) in zip(running, completions):
@@ -180,5 +185,18 @@ def run_episodes(
             else:
                 still_running.append(slot)
         running = still_running
-        step += 1
     return [finished[i] for i in range(len(requests))]
+
+
+def _episode_seeds(requests: Sequence[EpisodeRequest], seed: int | None) -> list[int] | None:
+    """Each request's own seed, or one derived from the run's seed, its task and prefix, and how many
+    equal requests came before it in this call (so that repeats of one start differ)."""
+    if seed is None:
+        return None
+    repeats: dict[tuple, int] = {}
+    seeds = []
+    for request in requests:
+        start = (request.task.env, request.task.id, request.prefix)
+        repeat = repeats[start] = repeats.get(start, -1) + 1
+        seeds.append(request.seed if request.seed is not None else derive_seed(seed, *start, repeat))
+    return seeds

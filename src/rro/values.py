@@ -13,6 +13,9 @@ can no longer rise: rewards are bounded, so after k of N rollouts with sum S the
 most (S + (N - k) * max_reward) / N. Candidates that may rise always get all N rollouts, so the
 values that later decisions depend on are exact; `complete` tops a stopped estimate up to N when its
 exact value is needed after all.
+
+Rollout j from a start (task, turns) is seeded by (seed, task, turns, j) alone: the same estimate
+gets the same rollouts whichever call, chunk, resumed run or worker computes it.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from rro.agent.parse import parse_turn
 from rro.envs.base import Env, Task
 from rro.policy.base import Policy
 from rro.rollout import EpisodeRequest, SamplingConfig, run_episodes
+from rro.seeds import state_seed
 
 
 @dataclass(frozen=True)
@@ -82,23 +86,23 @@ class MonteCarloValues:
         self.adaptive = adaptive
         self.max_reward = reward_range[1]
         self.cache: dict[tuple, Estimate] = {}
-        self._calls = 0
 
-    def _run(self, requests: list[EpisodeRequest]):
-        # A different seed for every call: the same seed would repeat the same random draws.
-        seed = None if self.sampling.seed is None else self.sampling.seed + 1_000_003 * self._calls
-        self._calls += 1
-        sampling = SamplingConfig(self.sampling.temperature, self.sampling.top_p, self.sampling.max_new_tokens, seed)
-        return run_episodes(requests, self.policy, self.make_env, sampling, self.max_steps, self.icl_shots,
-                            self.max_invalid_turns)
+    def _rollout_seed(self, start: tuple[Task, tuple[str, ...]], index: int) -> int | None:
+        """The seed of the `index`-th rollout from `start`: what it samples, not when it runs."""
+        if self.sampling.seed is None:
+            return None
+        task, turns = start
+        return state_seed(self.sampling.seed, "rollout", task.env, task.id, turns, index)
 
     def _add_rollouts(self, estimates: Sequence[Estimate], counts: Sequence[int]) -> None:
         """Run `counts[i]` more episodes from each estimate's start, all in one call."""
-        requests = [EpisodeRequest(*estimate.start, tag=i) for i, (estimate, count) in enumerate(zip(estimates, counts))
-                    for _ in range(count)]
+        requests = [EpisodeRequest(*estimate.start, tag=i, seed=self._rollout_seed(estimate.start, len(estimate.rewards) + j))
+                    for i, (estimate, count) in enumerate(zip(estimates, counts)) for j in range(count)]
         if not requests:
             return
-        for request, episode in zip(requests, self._run(requests)):
+        episodes = run_episodes(requests, self.policy, self.make_env, self.sampling, self.max_steps, self.icl_shots,
+                                self.max_invalid_turns)
+        for request, episode in zip(requests, episodes):
             estimate = estimates[request.tag]
             estimate.ended |= episode.done and len(episode.steps) == len(estimate.start[1])
             estimate.rewards.append(episode.reward)

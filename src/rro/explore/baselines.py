@@ -23,6 +23,7 @@ from rro.envs.base import Env, EnvSpec, Task
 from rro.explore.walk import estimate_cost
 from rro.policy.base import Policy
 from rro.rollout import EpisodeRequest, SamplingConfig, apply_turn, run_episodes, run_expert_episode, start_episode
+from rro.seeds import state_seed
 from rro.values import MonteCarloValues, State
 
 
@@ -58,12 +59,12 @@ def ipr_tasks(tasks: list[Task], policy: Policy, values: MonteCarloValues, make_
         record = {"task_id": task.id, "strategy": "ipr", "steps": [], "pairs": [], "values": [], "end": ""}
         walks.append(_ExpertWalk(task, env, start_episode(env, task, policy.name, icl_shots), expert, next(expert),
                                  record))
-    round_index = 0
     while active := [w for w in walks if w.expert_turn is not None]:
         started = time.perf_counter()
         samples = policy.generate([w.episode.messages for w in active], n=1, temperature=settings.temperature,
                                   top_p=settings.top_p, max_new_tokens=settings.max_new_tokens,
-                                  seed=settings.seed * 7_919 + round_index)
+                                  seed=[state_seed(settings.seed, "candidate", w.task.env, w.task.id, w.state.turns, 0)
+                                        for w in active])
         # Two estimates per task, in order: the expert's action, then the policy's.
         estimates = values.q_values([item for w, (sample,) in zip(active, samples)
                                      for item in ((w.state, w.expert_turn), (w.state, sample.text))])
@@ -95,7 +96,6 @@ def ipr_tasks(tasks: list[Task], policy: Policy, values: MonteCarloValues, make_
                 walk.record.update(end=walk.episode.termination, reward=walk.episode.reward,
                                    turns=[s.turn for s in walk.episode.steps])
                 walk.env.close()
-        round_index += 1
     return [walk.record for walk in walks]
 
 

@@ -6,6 +6,10 @@ run's durable record. `pairs.jsonl`, `steps.jsonl` and `stats.json` are derived 
 the run ends (atomically); rewriting them after every chunk would cost I/O quadratic in the run's
 length. An interrupted run resumes after the last finished task, never duplicates a task's records,
 and writes the derived files when it ends; a finished run is a no-op.
+
+Chunks are cut from the whole task list (not from what is left), so a resumed run explores the same
+chunks as an uninterrupted one. With `workers > 1` the chunks go to Ray actors (rro.workers), each
+with its own policy; this process alone writes the files, in the order chunks finish.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import statistics
 import time
 from collections import Counter
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +25,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from rro.agent.trajectory import JsonlWriter, read_jsonl, write_json_atomic, write_jsonl_atomic
 from rro.config import ExploreConfig, guard_output_dir
-from rro.envs.base import spec
+from rro.envs.base import Task, spec
 from rro.explore.baselines import ipr_tasks, outcome_tasks
 from rro.explore.walk import walk_tasks
 from rro.rollout import SamplingConfig
 from rro.values import MonteCarloValues
+from rro.workers import pending_chunks, run_chunks
 
 # Settings that change what exploration produces; an output folder holds one setting only.
 _IDENTITY = ("env", "split", "scheme", "backend", "model", "strategy", "rollouts", "max_candidates", "temperature",
@@ -100,29 +106,50 @@ def _write_outputs(out: Path, records: list[dict[str, Any]], header: dict[str, A
     return stats
 
 
+class ExploreChunks:
+    """Explores chunks of tasks with one policy and one value estimator: in this process, or once
+    per worker (built there from the config, so it must stay picklable)."""
+
+    def __init__(self, config: ExploreConfig, policy=None):
+        self.config = config
+        self.policy = policy if policy is not None else config.load_policy()
+        self.env_spec = spec(config.env)
+        self.icl_shots = config.resolved_icl_shots()
+        self.values = MonteCarloValues(
+            self.policy, config.make_env, self.env_spec.terminal_actions, config.rollouts,
+            SamplingConfig(config.rollout_temperature, config.top_p, config.max_new_tokens, config.seed + 1),
+            config.max_steps, self.icl_shots, config.max_invalid_turns,
+            adaptive=config.adaptive, reward_range=self.env_spec.reward_range,
+        )
+
+    def __call__(self, chunk: list[Task]) -> list[dict[str, Any]]:
+        config, started = self.config, time.perf_counter()
+        self.values.cache.clear()  # keys hold the task: nothing carries over to other tasks
+        if config.strategy in ("rising", "fixed"):
+            records = [_walk_record(w, config.strategy)
+                       for w in walk_tasks(chunk, self.policy, self.values, config.make_env, config, self.icl_shots)]
+        elif config.strategy == "ipr":
+            records = ipr_tasks(chunk, self.policy, self.values, config.make_env, self.env_spec, config, self.icl_shots)
+        else:
+            records = outcome_tasks(chunk, self.policy, config.make_env, self.env_spec, config, self.icl_shots)
+        for record in records:
+            record["wall_s"] = (time.perf_counter() - started) / len(records)
+        return records
+
+
 def explore(config: ExploreConfig, policy=None) -> dict[str, Any]:
+    """Run (or resume) an exploration; `policy` may be passed in to reuse a loaded model (one
+    worker only: with more, every worker loads its own)."""
     out = Path(config.output)
     out.mkdir(parents=True, exist_ok=True)
     guard_output_dir(config, out, _IDENTITY)
     tasks = config.tasks()
     walks_path = out / "walks.jsonl"
     done = {record["task_id"]: record for record in read_jsonl(walks_path)}
-    todo = [task for task in tasks if task.id not in done]
-    env_spec = spec(config.env)
-    if todo and policy is None:
-        policy = config.load_policy()
-    icl_shots = config.resolved_icl_shots()
+    chunks = pending_chunks(tasks, set(done), config.tasks_per_batch)
     walked = config.strategy in ("rising", "fixed")  # the strategies that anchor and rise_at_max apply to
     header = {"strategy": config.strategy, "model": config.model, "env": config.env, "split": config.split,
               "anchor": config.anchor if walked else None, "rise_at_max": config.rise_at_max if walked else None}
-    values = None
-    if todo:
-        values = MonteCarloValues(
-            policy, config.make_env, env_spec.terminal_actions, config.rollouts,
-            SamplingConfig(config.rollout_temperature, config.top_p, config.max_new_tokens, config.seed + 1),
-            config.max_steps, icl_shots, config.max_invalid_turns,
-            adaptive=config.adaptive, reward_range=env_spec.reward_range,
-        )
 
     with JsonlWriter(walks_path) as writer, Progress(
         TextColumn("[bold]explore {task.fields[strategy]}[/bold]"), BarColumn(), MofNCompleteColumn(),
@@ -136,18 +163,8 @@ def explore(config: ExploreConfig, policy=None) -> dict[str, Any]:
 
         bar = progress.add_task("explore", total=len(tasks), strategy=config.strategy, cps=0.0, rollouts=0, pairs=0)
         show()
-        for first in range(0, len(todo), config.tasks_per_batch):
-            chunk = todo[first : first + config.tasks_per_batch]
-            started = time.perf_counter()
-            if config.strategy in ("rising", "fixed"):
-                records = [_walk_record(w, config.strategy)
-                           for w in walk_tasks(chunk, policy, values, config.make_env, config, icl_shots)]
-            elif config.strategy == "ipr":
-                records = ipr_tasks(chunk, policy, values, config.make_env, env_spec, config, icl_shots)
-            else:
-                records = outcome_tasks(chunk, policy, config.make_env, env_spec, config, icl_shots)
+        for _chunk, records in run_chunks(config, chunks, partial(ExploreChunks, config), policy):
             for record in records:
-                record["wall_s"] = (time.perf_counter() - started) / len(records)
                 writer.write(record)
                 done[record["task_id"]] = record
             show()

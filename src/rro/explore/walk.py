@@ -39,6 +39,7 @@ from rro.config import ExploreConfig
 from rro.envs.base import Env, Task, spec
 from rro.policy.base import Policy
 from rro.rollout import apply_turn, start_episode
+from rro.seeds import state_seed
 from rro.values import Estimate, MonteCarloValues, State
 
 
@@ -247,7 +248,6 @@ def walk_tasks(
         walk.values.append(walk.prev)
         walk.step_started = time.perf_counter()
 
-    round_index = 0
     while active := [w for w in walks if not w.end]:
         samples = policy.generate(
             [w.episode.messages for w in active],
@@ -255,7 +255,9 @@ def walk_tasks(
             temperature=settings.temperature,
             top_p=settings.top_p,
             max_new_tokens=settings.max_new_tokens,
-            seed=settings.seed * 7_919 + round_index,
+            # Candidate k in a state is seeded by (task, state, k): not by round or chunk.
+            seed=[state_seed(settings.seed, "candidate", w.task.env, w.task.id, w.state.turns, len(w.tried))
+                  for w in active],
         )
         # Rising candidates are decided against a bar, which lets the adaptive budget stop early.
         bars = [rule.bar(w.prev) for w in active] if settings.strategy == "rising" else None
@@ -272,7 +274,6 @@ def walk_tasks(
             _finish_step(walk, settings, rule)
         if settings.anchor == "expert":
             _expert_bars([w for w in finishing if not w.end], values)
-        round_index += 1
     for walk in walks:
         walk.env.close()
     return walks

@@ -2,8 +2,15 @@
 
 Prompts are rendered with the model's own chat template, sorted by length so that each batch
 wastes little padding, left-padded, and cut into batches bounded both in rows and in tokens
-(rows × (longest prompt + new tokens)), which bounds memory. Sampling is reproducible: the same
-call with the same seed gives the same completions.
+(rows × (longest prompt + new tokens)), which bounds memory.
+
+Seeded sampling is per row: each completion has its own random generator, seeded with its own seed,
+and draws its tokens by the Gumbel-max trick (argmax of logits/T plus Gumbel noise samples from
+softmax(logits/T)) on top of transformers' greedy search. A completion's tokens therefore depend on
+its seed and its prompt only, not on which other rows share its batch, how the batches were cut or
+in which order; the one remaining link is numerical: a batch's padding and shape can move a logit
+by float rounding (~1e-6 in float32, more in bfloat16), which flips a draw only when two noisy
+scores tie that closely.
 """
 
 from __future__ import annotations
@@ -12,10 +19,10 @@ import time
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessor, LogitsProcessorList
 from transformers.utils import logging as transformers_logging
 
-from rro.policy.base import Completion
+from rro.policy.base import Completion, Seeds, sample_seeds
 from rro.policy.models import resolve_model
 
 # Small models often go on to write the observation themselves; the turn is over by then.
@@ -39,6 +46,31 @@ def pick_dtype(dtype: str, device: str) -> torch.dtype:
         return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
     except KeyError:
         raise ValueError(f"unknown dtype {dtype!r}; choose auto, float32, bfloat16 or float16") from None
+
+
+class PerRowSampler(LogitsProcessor):
+    """Temperature, top-k and top-p, then Gumbel noise from each row's own generator: with greedy
+    search on top, row r samples from its own distribution with its own random stream."""
+
+    def __init__(self, seeds: list[int], temperature: float, top_p: float, top_k: int | None, device: str):
+        self.temperature, self.top_p, self.top_k = temperature, top_p, top_k
+        self.generators = [torch.Generator(device=device).manual_seed(seed) for seed in seeds]
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        scores = scores.float() / self.temperature
+        if self.top_k:
+            kth = torch.topk(scores, min(self.top_k, scores.shape[-1]), dim=-1).values[:, -1:]
+            scores = scores.masked_fill(scores < kth, float("-inf"))
+        if self.top_p < 1.0:
+            ordered, order = torch.sort(scores, descending=True, dim=-1)
+            probabilities = torch.softmax(ordered, dim=-1)
+            mass_before = probabilities.cumsum(dim=-1) - probabilities  # 0 for the top token: always kept
+            drop_sorted = mass_before >= self.top_p
+            scores = scores.masked_fill(torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted), float("-inf"))
+        uniform = torch.stack([torch.rand(scores.shape[-1], generator=g, device=scores.device)
+                               for g in self.generators])
+        gumbel = -torch.log(-torch.log(uniform.clamp(min=1e-20, max=1 - 1e-7)))
+        return scores + gumbel
 
 
 class HFPolicy:
@@ -104,17 +136,23 @@ class HFPolicy:
         temperature: float = 0.0,
         top_p: float = 1.0,
         max_new_tokens: int = 256,
-        seed: int | None = None,
+        seed: Seeds = None,
     ) -> list[list[Completion]]:
         prompts = [self.render(conversation) for conversation in conversations]
         # Job k is sample k % n of conversation k // n.
         jobs = [(k, prompts[k // n]) for k in range(len(prompts) * n)]
+        seeds = sample_seeds(seed, len(prompts), n) if temperature > 0 else None
         results: dict[int, Completion] = {}
-        sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p} if temperature > 0 else {
-            "do_sample": False, "temperature": None, "top_p": None, "top_k": None}
-        for index, batch in enumerate(self._batches(jobs, max_new_tokens)):
-            if seed is not None:
-                torch.manual_seed(seed * 100_003 + index)
+        greedy = {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
+        for batch in self._batches(jobs, max_new_tokens):
+            if temperature == 0:
+                sampling = greedy
+            elif seeds is None:  # unseeded: transformers' own sampling
+                sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p}
+            else:
+                rows = [seeds[job // n][job % n] for job, _ in batch]
+                sampler = PerRowSampler(rows, temperature, top_p, self.model.generation_config.top_k, self.device)
+                sampling = {**greedy, "logits_processor": LogitsProcessorList([sampler])}
             width = max(len(ids) for _, ids in batch)
             pad = self.tokenizer.pad_token_id
             input_ids = torch.tensor([[pad] * (width - len(ids)) + ids for _, ids in batch], device=self.device)
@@ -137,7 +175,11 @@ class HFPolicy:
         length = len(generated)
         for position, token in enumerate(generated):
             if token in self.stop_token_ids:
-                length = position + 1  # the end-of-turn token was generated, so it counts
+                # The end-of-turn token was generated, so it counts; but a row that a stop string
+                # ended is padded (here with a stop token) while its batch goes on: that one does not.
+                text = self.tokenizer.decode(generated[:position], skip_special_tokens=True)
+                stopped_by_string = any(text.endswith(stop.strip()) for stop in STOP_STRINGS)
+                length = position if stopped_by_string else position + 1
                 break
         text = self.tokenizer.decode(generated[:length], skip_special_tokens=True)
         for stop in STOP_STRINGS:

@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import openai
 
-from rro.policy.base import Completion, PolicyError
+from rro.policy.base import Completion, PolicyError, Seeds, sample_seeds
 
 
 class OpenAIPolicy:
@@ -62,14 +62,16 @@ class OpenAIPolicy:
         temperature: float = 0.0,
         top_p: float = 1.0,
         max_new_tokens: int = 256,
-        seed: int | None = None,
+        seed: Seeds = None,
     ) -> list[list[Completion]]:
         jobs = [(i, j) for i in range(len(conversations)) for j in range(n)]
+        seeds = sample_seeds(seed, len(conversations), n)
         with ThreadPoolExecutor(max_workers=self.max_concurrency) as pool:
             futures = [
+                # Servers take 31- or 32-bit seeds.
                 pool.submit(self._one, conversations[i], temperature, top_p, max_new_tokens,
-                            None if seed is None else seed * 100_003 + k)
-                for k, (i, _) in enumerate(jobs)
+                            None if seeds is None else seeds[i][j] % (2**31 - 1))
+                for i, j in jobs
             ]
             results = [future.result() for future in futures]
         return [results[i * n : (i + 1) * n] for i in range(len(conversations))]

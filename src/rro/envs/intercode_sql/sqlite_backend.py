@@ -13,6 +13,7 @@ handler that interrupts a statement at its time limit.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
@@ -195,21 +196,26 @@ def convert_dump(dump_path: Path, out_dir: Path) -> None:
 
 
 def converted_dir(dump_path: Path) -> Path:
-    """The folder of converted databases for this dump, converting it on first use (atomically)."""
+    """The folder of converted databases for this dump, converting it on first use (atomically).
+
+    Once per machine: processes that start together (the workers of one run) wait on a file lock
+    while the first converts, then use its result; a converter killed midway leaves only a
+    temporary folder, never a half-written cache."""
     key = f"{sha256_of(dump_path)[:16]}-v{CONVERTER_VERSION}"
     target = rro_home() / "intercode-sql" / "sqlite" / key
     if (target / "schema.json").exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".converting-"))
-    try:
-        convert_dump(dump_path, tmp)
-        os.replace(tmp, target)
-    except OSError:
-        if not (target / "schema.json").exists():  # not a concurrent converter that finished first
-            raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    with open(target.parent / f".{key}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, also if the process dies
+        if (target / "schema.json").exists():  # another process converted it while we waited
+            return target
+        tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".converting-"))
+        try:
+            convert_dump(dump_path, tmp)
+            os.replace(tmp, target)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     return target
 
 
