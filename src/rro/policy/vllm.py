@@ -25,7 +25,6 @@ same requests reach a fresh engine in the same order; completions of one call ar
 from __future__ import annotations
 
 import gc
-import os
 import time
 from dataclasses import dataclass
 
@@ -62,7 +61,6 @@ def on_cpu() -> bool:
 
 
 def _start_engine(settings: EngineSettings):
-    # vLLM's CPU backend uses this many threads per worker; it defaults to every core it can see.
     cpu = on_cpu()
     memory = settings.gpu_memory_utilization or (0.3 if cpu else 0.9)
     try:
