@@ -84,3 +84,68 @@ def test_rro_eval_through_the_server(tmp_path, llama_server):
     assert result.exit_code == 0, result.output
     summary = json.loads((out / "summary.json").read_text())
     assert summary["tasks"] == 2 and summary["generated_tokens"] > 0
+
+
+class _ChatStub:
+    """A minimal OpenAI-compatible chat server that records requests; it honours `n` or, like
+    llama.cpp's server, answers every request with one choice."""
+
+    def __init__(self, honours_n: bool):
+        import http.server
+        import threading
+
+        self.requests: list[dict] = []
+        stub = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):  # keep the test output clean
+                pass
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                stub.requests.append(body)
+                choices = body.get("n", 1) if honours_n else 1
+                prompt = " ".join(m["content"] for m in body["messages"])
+                answer = {
+                    "id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
+                    "choices": [{"index": k, "finish_reason": "stop",
+                                 "message": {"role": "assistant", "content": f"Action: answer {k} of {prompt}"}}
+                                for k in range(choices)],
+                    "usage": {"prompt_tokens": len(prompt.split()), "completion_tokens": 4 * choices,
+                              "total_tokens": len(prompt.split()) + 4 * choices},
+                }
+                data = json.dumps(answer).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize("honours_n", [True, False])
+def test_n_completions_in_one_request_or_one_each(honours_n):
+    stub = _ChatStub(honours_n)
+    try:
+        policy = OpenAIPolicy("m", base_url=stub.url, max_concurrency=2)
+        results = policy.generate(CONVERSATIONS, n=3, temperature=1.0, max_new_tokens=8, seed=5)
+    finally:
+        stub.close()
+    assert [len(r) for r in results] == [3, 3]
+    for conversation, completions in zip(CONVERSATIONS, results):
+        assert all(c.text.endswith(conversation[0]["content"]) for c in completions)  # each to its own conversation
+        assert all(c.prompt_tokens == len(conversation[0]["content"].split()) for c in completions)
+        assert sum(c.generated_tokens for c in completions) == 12  # 4 per choice, as the server reported
+    if honours_n:  # one request per conversation, asking for all three
+        assert sorted(r["n"] for r in stub.requests) == [3, 3]
+        assert [c.text.split()[2] for c in results[0]] == ["0", "1", "2"]
+    else:  # the first asks for three, gets one; the two missing ones are asked for one by one
+        assert sorted(r["n"] for r in stub.requests) == [1, 1, 1, 1, 3, 3]
+        assert len({r["seed"] for r in stub.requests}) == 6  # every request samples differently

@@ -123,10 +123,21 @@ class PolicyConfig(StrictModel):
 
     model: str = Field(default="smollm2-135m",
                        description="Model: a named model (smollm2-135m), a checkpoint folder or a transformers id.")
-    policy_backend: Literal["hf", "openai"] = Field(
-        default="hf", description="hf (transformers) or openai (an OpenAI-compatible server).")
+    policy_backend: Literal["hf", "openai", "vllm"] = Field(
+        default="hf", description="hf (transformers), openai (an OpenAI-compatible server) or vllm (in-process vLLM engine).")
     base_url: str | None = Field(
         default=None, description="The server for --policy-backend openai, e.g. http://127.0.0.1:8000/v1.")
+    gpu_memory_utilization: float | None = Field(
+        default=None, gt=0.0, le=1.0,
+        description="vllm backend: the share of the device's memory vLLM reserves for weights and KV cache "
+                    "(on CPU: of the NUMA node's memory). Default 0.9 on a GPU, 0.3 on CPU.")
+    max_model_len: int | None = Field(
+        default=None, ge=32,
+        description="vllm backend: the longest prompt + completion in tokens; None = the model's context "
+                    "length. Lower it when a long-context 2B-7B model's KV cache does not fit.")
+    enforce_eager: bool = Field(
+        default=False,
+        description="vllm backend: skip CUDA graph capture (starts faster, decodes slower; no effect on CPU).")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
         default="auto", description="Weights' type; auto: bf16 where the hardware has it.")
     device: str = Field(default="auto", description="Where the model runs: auto, cpu, cuda, cuda:1, ...")
@@ -153,6 +164,9 @@ class PolicyConfig(StrictModel):
             if not self.base_url:
                 raise ConfigError("policy_backend = 'openai' needs base_url (e.g. http://127.0.0.1:8000/v1)")
             return load_policy(self.model, "openai", base_url=self.base_url)
+        if self.policy_backend == "vllm":
+            return load_policy(self.model, "vllm", dtype=self.dtype, gpu_memory_utilization=self.gpu_memory_utilization,
+                               max_model_len=self.max_model_len, enforce_eager=self.enforce_eager, seed=self.seed)
         return load_policy(self.model, "hf", dtype=self.dtype, device=self.device, max_batch_size=self.max_batch_size)
 
 

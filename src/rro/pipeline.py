@@ -33,6 +33,7 @@ from pydantic import BaseModel, ValidationError
 from rich.console import Console
 
 from rro.agent.trajectory import write_json_atomic
+from rro.policy import release_engines
 from rro.config import (
     ConfigError,
     DpoConfig,
@@ -41,6 +42,7 @@ from rro.config import (
     ExploreConfig,
     PipelineConfig,
     SftConfig,
+    TrainConfig,
     describe_error,
 )
 
@@ -180,6 +182,8 @@ def run_pipeline(config: PipelineConfig) -> dict[str, Any]:
             console.print(f"[dim]{number}/{len(stages)} {stage.name}: done[/dim]")
             continue
         console.print(f"[bold]{number}/{len(stages)} {stage.name}[/bold]")
+        if isinstance(stage.config, TrainConfig):
+            release_engines()  # training needs the memory an in-process engine (vLLM) holds
         started = time.time()
         stage.run(stage.config)
         write_json_atomic(marker, {"config": wanted, "seconds": round(time.time() - started, 1)})

@@ -1,7 +1,9 @@
 """Any OpenAI-compatible chat server as a policy: vLLM, SGLang, llama.cpp's server, ...
 
-Requests go out concurrently from a bounded thread pool, one per completion (not every server
-honours `n`). The `openai` client retries transient failures (connection errors, 429, 5xx) with
+Requests go out concurrently from a bounded thread pool, one per conversation asking for its `n`
+completions at once (`n` in the request): a server that honours it (vLLM's) samples them from one
+prefill. A server that returns fewer choices (llama.cpp's returns one) gets the missing ones asked
+for separately, one request each. The `openai` client retries transient failures (connection errors, 429, 5xx) with
 exponential backoff; a server that stays unreachable is a `PolicyError` naming its address.
 """
 
@@ -31,12 +33,14 @@ class OpenAIPolicy:
         self.max_concurrency = max_concurrency
         self.client = openai.OpenAI(base_url=base_url, api_key=api_key, max_retries=max_retries, timeout=timeout_s)
 
-    def _one(self, messages: list[dict[str, str]], temperature: float, top_p: float, max_new_tokens: int,
-             seed: int | None) -> Completion:
+    def _request(self, messages: list[dict[str, str]], n: int, temperature: float, top_p: float,
+                 max_new_tokens: int, seed: int | None) -> list[Completion]:
+        """Up to `n` completions of one conversation from one request (fewer when the server ignores `n`)."""
         try:
             response = self.client.chat.completions.create(
                 model=self.name,
                 messages=messages,
+                n=n,
                 temperature=temperature,
                 top_p=top_p,
                 max_tokens=max_new_tokens,
@@ -47,13 +51,24 @@ class OpenAIPolicy:
             raise PolicyError(f"cannot reach the model server at {self.base_url}: {err}") from None
         except openai.APIStatusError as err:
             raise PolicyError(f"the model server at {self.base_url} answered {err.status_code}: {err.message}") from None
-        choice = response.choices[0]
+        texts = [(choice.message.content or "").strip() for choice in response.choices[:n]]
         usage = response.usage
-        return Completion(
-            text=(choice.message.content or "").strip(),
-            generated_tokens=usage.completion_tokens if usage else 0,
-            prompt_tokens=usage.prompt_tokens if usage else 0,
-        )
+        generated = split_tokens(usage.completion_tokens if usage else 0, texts)
+        prompt_tokens = usage.prompt_tokens if usage else 0
+        return [Completion(text, tokens, prompt_tokens) for text, tokens in zip(texts, generated)]
+
+    def _completions(self, messages: list[dict[str, str]], n: int, temperature: float, top_p: float,
+                     max_new_tokens: int, seeds: list[int] | None, pool: ThreadPoolExecutor) -> list[Completion]:
+        # Servers take 31- or 32-bit seeds. One request with `n` samples all its choices from the
+        # first completion's seed; a follow-up request k uses completion k's own.
+        seed_of = (lambda k: None) if seeds is None else (lambda k: seeds[k] % (2**31 - 1))
+        completions = self._request(messages, n, temperature, top_p, max_new_tokens, seed_of(0))
+        missing = n - len(completions)
+        if missing > 0:  # the server ignored `n`: one request per missing completion
+            more = [pool.submit(self._request, messages, 1, temperature, top_p, max_new_tokens, seed_of(n - missing + k))
+                    for k in range(missing)]
+            completions += [future.result()[0] for future in more]
+        return completions
 
     def generate(
         self,
@@ -64,14 +79,29 @@ class OpenAIPolicy:
         max_new_tokens: int = 256,
         seed: Seeds = None,
     ) -> list[list[Completion]]:
-        jobs = [(i, j) for i in range(len(conversations)) for j in range(n)]
         seeds = sample_seeds(seed, len(conversations), n)
-        with ThreadPoolExecutor(max_workers=self.max_concurrency) as pool:
+        # Two pools: a conversation's follow-up requests must not wait for slots held by the
+        # first requests that are waiting for them.
+        with ThreadPoolExecutor(max_workers=self.max_concurrency) as first, \
+                ThreadPoolExecutor(max_workers=self.max_concurrency) as follow_up:
             futures = [
-                # Servers take 31- or 32-bit seeds.
-                pool.submit(self._one, conversations[i], temperature, top_p, max_new_tokens,
-                            None if seeds is None else seeds[i][j] % (2**31 - 1))
-                for i, j in jobs
+                first.submit(self._completions, conversation, n, temperature, top_p, max_new_tokens,
+                             None if seeds is None else seeds[i], follow_up)
+                for i, conversation in enumerate(conversations)
             ]
-            results = [future.result() for future in futures]
-        return [results[i * n : (i + 1) * n] for i in range(len(conversations))]
+            return [future.result() for future in futures]
+
+
+def split_tokens(total: int, texts: list[str]) -> list[int]:
+    """A request's generated tokens shared among its choices (the API reports only the sum).
+
+    One choice takes all; several share it in proportion to their text length (at least one token
+    each when there are enough), rounded so that the shares add up to the reported total.
+    """
+    if len(texts) <= 1:
+        return [total] * len(texts)
+    weights = [len(text) + 1 for text in texts]
+    shares = [total * w // sum(weights) for w in weights]
+    for k in sorted(range(len(texts)), key=lambda k: -(total * weights[k] % sum(weights)))[: total - sum(shares)]:
+        shares[k] += 1
+    return shares

@@ -96,6 +96,17 @@ def _use_bf16(config: TrainConfig) -> bool:
     return cpu_supports_bf16() if _on_cpu(config) else torch.cuda.is_bf16_supported()
 
 
+def _activation_checkpointing_keyword() -> str:
+    """transformers 5.20 renamed TrainingArguments' `gradient_checkpointing` to `activation_checkpointing`;
+    rro supports both sides of the rename (vLLM 0.32 needs transformers < 5.20)."""
+    import dataclasses
+
+    from transformers import TrainingArguments
+
+    names = {field.name for field in dataclasses.fields(TrainingArguments)}
+    return "activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing"
+
+
 def trainer_arguments(config: TrainConfig, work: Path) -> dict[str, Any]:
     """Keyword arguments that TRL's SFTConfig and DPOConfig both take."""
     return dict(
@@ -111,7 +122,7 @@ def trainer_arguments(config: TrainConfig, work: Path) -> dict[str, Any]:
         # bf16 as autocast over fp32 weights.
         use_cpu=_on_cpu(config),
         bf16=_use_bf16(config),
-        activation_checkpointing=config.activation_checkpointing,
+        **{_activation_checkpointing_keyword(): config.activation_checkpointing},
         save_strategy="steps",
         save_steps=config.save_steps,
         save_total_limit=1,
