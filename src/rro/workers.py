@@ -80,14 +80,15 @@ class TaskWorker:
 
 def _connect(ray, address: str | None, env_vars: dict[str, str]) -> bool:
     """Join the cluster at `address`, or start a local Ray instance; True when started here.
-    A process that is already connected (a notebook, a test module) keeps its connection."""
+    A process that is already connected (a notebook, a test module) keeps its connection; an
+    address nothing answers at is an error all the same."""
+    if address:
+        _check_reachable(address)
     if ray.is_initialized():
         return False
     runtime_env = {"env_vars": env_vars}
     options = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
                    runtime_env=runtime_env)
-    if address:
-        _check_reachable(address)
     try:
         # "local": a new instance even when `ray start` left a cluster on this machine.
         ray.init(address=address or "local", **options)
