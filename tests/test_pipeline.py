@@ -139,3 +139,22 @@ def test_iterations_explore_again_from_the_newest_model(tmp_path):
     assert by_name["explore-rising-2"].model == str(tmp_path / "rising" / "iter1" / "dpo")
     assert by_name["eval-rising-2"].model == str(tmp_path / "rising" / "iter2" / "dpo")
     assert [m["method"] for m in methods] == ["sft", "rising-1", "rising-2"]
+
+
+def test_a_finished_stage_is_judged_on_what_it_produces():
+    from rro.config import EvalConfig
+    from rro.pipeline import _same_settings
+
+    config = EvalConfig(policy="expert", limit=3, output="x")
+    saved = config.model_dump(mode="json")
+    assert _same_settings(saved, config)
+    # Another environment's settings (a plug-in's, since uninstalled or never used here) and where the
+    # stage ran (workers, a shared database server) do not count; a setting rro gained since, at its
+    # default, does not either.
+    assert _same_settings({**saved, "width": 6, "hints": True}, config)
+    assert _same_settings({**saved, "workers": 4, "ray_address": "10.0.0.1:6379", "mariadb_host": "db"}, config)
+    assert _same_settings({k: v for k, v in saved.items() if k != "max_steps"}, config)
+    assert not _same_settings({**saved, "limit": 4}, config)
+    assert not _same_settings({**saved, "scheme": "by-db"}, config)
+    assert not _same_settings({k: v for k, v in saved.items() if k != "max_steps"},
+                              EvalConfig(policy="expert", limit=3, max_steps=3, output="x"))

@@ -35,6 +35,7 @@ from rich.console import Console
 from rro.agent.trajectory import write_json_atomic
 from rro.policy import release_engines
 from rro.config import (
+    ENV_OPTIONS,
     ConfigError,
     DpoConfig,
     EvalConfig,
@@ -44,6 +45,7 @@ from rro.config import (
     SftConfig,
     TrainConfig,
     describe_error,
+    placement_fields,
 )
 
 console = Console(stderr=True)
@@ -66,19 +68,18 @@ def _stage_config(cls: type[BaseModel], table: str, section: dict[str, Any], wir
         raise ConfigError(describe_error(err, table)) from None
 
 
-# Where a stage ran, not what it produced: a finished stage is not redone for another value.
-_PLACEMENT = ("workers", "ray_address", "num_gpus")
-
-
 def _same_settings(saved: dict[str, Any], config: BaseModel) -> bool:
     """Whether a finished stage ran with `config`. Settings that rro gained after the stage ran
-    count as the same when they are left at their defaults; placement settings do not count."""
-    saved = {k: v for k, v in saved.items() if k not in _PLACEMENT}
-    wanted = {k: v for k, v in config.model_dump(mode="json").items() if k not in _PLACEMENT}
+    count as the same when they are left at their defaults. What does not count: placement settings
+    (where a stage ran, not what it produced), other environments' settings (every installed
+    environment adds its own to every command), and settings this installation does not know (a
+    plug-in environment's, since uninstalled: they cannot change what runs now)."""
+    ignored = placement_fields(config)
+    if hasattr(config, "env_options"):
+        ignored |= set(ENV_OPTIONS) - set(config.env_options())
+    wanted = {k: v for k, v in config.model_dump(mode="json").items() if k not in ignored}
     defaults = {name: field.get_default(call_default_factory=True) for name, field in type(config).model_fields.items()}
-    added = set(wanted) - set(saved)
-    return all(wanted[k] == saved[k] for k in set(wanted) & set(saved)) and all(
-        wanted[k] == defaults[k] for k in added) and not set(saved) - set(wanted)
+    return all(saved[k] == value if k in saved else value == defaults[k] for k, value in wanted.items())
 
 
 def train_dpo_stage(config: DpoConfig) -> dict:
