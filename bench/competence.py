@@ -19,7 +19,7 @@ from pathlib import Path
 
 from rro.config import ExploreConfig
 from rro.explore import explore
-from rro.report import write_competence_plot
+from rro.report import competence_table, write_competence_plot
 
 
 def main() -> None:
@@ -54,13 +54,7 @@ def main() -> None:
                     policy = policy or config.load_policy()
                 explore(config, policy=policy)  # a finished run is a no-op
                 folders.append(folder)
-    points = write_competence_plot(folders, args.output)
-    print("| model | strategy | anchor | mean V(s0) | cand/step | rollouts/pair | pairs |")
-    print("|---|---|---|---|---|---|---|")
-    for p in points:
-        per_pair = "–" if p["rollouts_per_pair"] is None else f"{p['rollouts_per_pair']:.1f}"
-        print(f"| {p['model']} | {p['strategy']} | {p['anchor']} | {p['mean_v0']:.2f} | {p['candidates_per_step']:.2f} "
-              f"| {per_pair} | {p['pairs']} |")
+    print(competence_table(write_competence_plot(folders, args.output)))
     print(f"\n{args.output / 'competence.png'}, {args.output / 'competence.json'}")
 
 

@@ -12,6 +12,9 @@ run again. Axes (each overridable; the defaults are the grid the paper's reviewe
     K_max         3, 5, 8           candidates per step at most
     on_no_rise    continue, stop
 
+`--design grid` runs every combination; `--design one-at-a-time` runs the base cell (the first
+value of every axis) and, for each axis, its other values with every other axis at the base.
+
 With `--fixed`, fixed-size exploration (best of K, never stopping early) also runs once per
 (anchor, N, K), and each rising cell is compared with the fixed cell of its anchor, N and K. Fixed
 cells start from prev0 = "zero" and their rollouts leave out the expert anchor's bars: fixed needs
@@ -21,7 +24,8 @@ cell's figures to `OUT/ablations.json`.
 
     python bench/explore_ablations.py --model runs/quickstart/sft --tasks 8 --hardness easy \\
         [--rollouts 3 5] [--k 3 5 8] [--margin 0 0.05] [--prev0 value zero] [--anchor policy expert] \\
-        [--rise-at-max off on] [--on-no-rise continue stop] [--fixed] [-o runs/ablations]
+        [--rise-at-max off on] [--on-no-rise continue stop] [--fixed] [--design grid|one-at-a-time]
+        [--policy-backend hf|vllm] [-o runs/ablations]
 """
 
 from __future__ import annotations
@@ -87,22 +91,31 @@ def main() -> None:
     parser.add_argument("--k", nargs="+", type=int, default=[3, 5, 8], help="K_max")
     parser.add_argument("--on-no-rise", nargs="+", choices=["continue", "stop"], default=["continue", "stop"])
     parser.add_argument("--fixed", action="store_true", help="also run fixed (best of K) per anchor, N and K")
+    parser.add_argument("--design", choices=["grid", "one-at-a-time"], default="grid")
+    parser.add_argument("--policy-backend", choices=["hf", "vllm"], default="hf")
     parser.add_argument("-o", "--output", type=Path, default=Path("runs/ablations"))
     args = parser.parse_args()
 
     common = dict(env=args.env, model=args.model, split="train", limit=args.tasks, hardness=args.hardness,
                   max_steps=args.max_steps, max_new_tokens=args.max_new_tokens, tasks_per_batch=args.tasks_per_batch,
-                  dtype=args.dtype, seed=args.seed)
+                  dtype=args.dtype, seed=args.seed, policy_backend=args.policy_backend)
     if args.env != "intercode-sql":
         common.pop("hardness")
-    grid = [dict(zip(AXES, values)) for values in itertools.product(
-        [v == "on" for v in args.rise_at_max], args.anchor, args.margin, args.prev0, args.rollouts, args.k,
-        args.on_no_rise)]
+    axes = [[v == "on" for v in args.rise_at_max], args.anchor, args.margin, args.prev0, args.rollouts, args.k,
+            args.on_no_rise]
+    if args.design == "grid":
+        rows = list(itertools.product(*axes))
+    else:  # the base cell, then each axis's other values alone
+        base = [values[0] for values in axes]
+        rows = [base] + [base[:i] + [value] + base[i + 1:] for i, values in enumerate(axes) for value in values[1:]]
+    grid = [dict(zip(AXES, values)) for values in rows]
     runs = [("rising", cell) for cell in grid]
     if args.fixed:  # fixed ignores margin and on_no_rise (it never stops); its first bar only labels `rose`
-        runs += [("fixed", dict(rise_at_max=False, anchor=anchor, margin=0.0, prev0="zero", rollouts=n,
+        anchor_n_k = dict.fromkeys((c["anchor"], c["rollouts"], c["max_candidates"]) for c in grid)
+        fixed = [("fixed", dict(rise_at_max=False, anchor=anchor, margin=0.0, prev0="zero", rollouts=n,
                                 max_candidates=k, on_no_rise="continue"))
-                 for anchor, n, k in itertools.product(args.anchor, args.rollouts, args.k)]
+                 for anchor, n, k in anchor_n_k]
+        runs = runs[:1] + fixed[:1] + runs[1:] + fixed[1:]  # the base cell's baseline early: the first ratio
 
     policy = None
     results = []

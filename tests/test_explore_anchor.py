@@ -228,6 +228,19 @@ def test_competence_points_put_the_cost_of_each_exploration_against_its_mean_v_s
     with pytest.raises(ValueError, match="prev0 = 'value'"):
         competence_points([tmp_path / "zero"])
 
+    # The same through `rro report --competence` (no pipeline run needed), and its table.
+    from typer.testing import CliRunner
+
+    from rro.cli import app
+
+    result = CliRunner().invoke(app, ["report", "--competence", str(tmp_path / "weak"), "--competence",
+                                      str(tmp_path / "strong"), "-o", str(tmp_path / "cli")])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "cli" / "competence.json").read_text()) == points
+    assert "| on | 1.00 | 1.00 | – | 0 |" in result.output  # the strong model's row
+    result = CliRunner().invoke(app, ["report", "-o", str(tmp_path / "nothing")])
+    assert result.exit_code != 0 and "name at least one run directory" in result.output
+
 
 def test_expert_anchor_bar_is_exact_under_the_adaptive_budget(tmp_path):
     toy_task("1", {"hi": 1.0, "lo": -1.0, "c": 0.0, "d": 0.0}, expert=["c"])

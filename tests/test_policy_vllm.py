@@ -150,3 +150,32 @@ def test_rro_eval_and_explore_with_the_vllm_backend(tmp_path, vllm_policy, vllm_
     stats = json.loads((tmp_path / "explore" / "stats.json").read_text())
     assert stats["rollouts"] > 0 and stats["generated_tokens"] > 0
     assert vllm_backend._engine[1] is engine  # same model and settings: the running engine was reused
+
+
+def test_rro_run_with_the_vllm_backend_keeps_the_terminal_clean(tmp_path, vllm_model):
+    """The whole pipeline through the CLI, sampling with vLLM in its eval and explore stages (a new
+    engine per checkpoint, released before each training stage), in a process of its own: the
+    engine's processes write to the terminal directly, so only a real process shows what a user sees."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    run = tmp_path / "run"
+    sampling = ('dtype = "float32"\npolicy_backend = "vllm"\nenforce_eager = true\n'
+                'gpu_memory_utilization = 0.1\nmax_steps = 2\nmax_new_tokens = 8\nlimit = 2\n')
+    config = tmp_path / "run.toml"
+    config.write_text(f'output = "{run}"\nmodel = "{vllm_model}"\nstrategies = ["rising"]\n'
+                      '[experts]\nlimit = 2\n'
+                      '[sft]\nlimit = 2\nepochs = 1\nbatch_size = 2\ngradient_accumulation_steps = 1\nprecision = "fp32"\n'
+                      f'[eval]\n{sampling}'
+                      f'[explore]\n{sampling}rollouts = 2\nmax_candidates = 2\n'
+                      '[dpo]\nepochs = 1\nprecision = "fp32"\n')
+    result = subprocess.run([str(Path(sys.executable).with_name("rro")), "run", str(config)],
+                            capture_output=True, text=True, timeout=1500)
+    assert result.returncode == 0, result.stderr[-3000:]
+    stats = json.loads((run / "rising" / "iter1" / "explore" / "stats.json").read_text())
+    assert stats["tasks"] == 2 and stats["rollouts"] > 0
+    assert json.loads((run / "results.json").read_text())
+    shown = result.stdout + result.stderr
+    for noise in ("INFO", "WARNING", "Loading safetensors", "FutureWarning", "torch_compile", "NUMA"):
+        assert noise not in shown, f"{noise!r} reached the terminal:\n{shown[-3000:]}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
@@ -172,15 +172,21 @@ def data_experts(cfg: ExpertsConfig) -> None:
 
 
 @db_app.command("up")
-def db_up() -> None:
-    """Start the private MariaDB server (initialise it and load the dump on first use)."""
+def db_up(
+    port: Annotated[int | None, typer.Option(help="Also listen on this TCP port, for workers on other machines "
+                                                  "(a shared server; default: Unix socket only).")] = None,
+    bind_address: Annotated[str, typer.Option(help="Where the port listens: 127.0.0.1 (this machine) or "
+                                                   "0.0.0.0 (every interface).")] = "127.0.0.1",
+) -> None:
+    """Start the MariaDB server (initialise it and load the dump on first use)."""
     from rro.envs.intercode_sql import mariadb_backend
 
     try:
-        paths = mariadb_backend.up(_intercode_dump())
+        paths = mariadb_backend.up(_intercode_dump(), port=port, bind_address=bind_address)
     except (DataError, mariadb_backend.MariaDBError) as err:
         _fail(str(err))
-    console.print(f"[green]MariaDB is up[/green] on {paths.socket}")
+    where = f"{paths.socket}" if port is None else f"{paths.socket} and {bind_address}:{port}"
+    console.print(f"[green]MariaDB is up[/green] on {where}")
 
 
 @db_app.command("down")
@@ -336,15 +342,20 @@ def run_command(cfg: PipelineConfig) -> None:
 
 @config_command(app, "report", ReportConfig, arguments=("runs",), on_error=_fail)
 def report(cfg: ReportConfig) -> None:
-    """Results table (markdown, CSV) and plots (PNG) of one or more pipeline runs."""
-    from rro.report import write_report
+    """Results table (markdown, CSV) and plots (PNG) of one or more pipeline runs; with
+    --competence, exploration cost against the explored model's competence."""
+    from rro.report import competence_table, write_competence_plot, write_report
 
     try:
-        table = write_report(cfg.runs, cfg.output, resamples=cfg.resamples)
-    except (FileNotFoundError, ValueError) as err:
+        if cfg.runs:
+            print(write_report(cfg.runs, cfg.output, resamples=cfg.resamples))
+            console.print(f"wrote {cfg.output}/index.html (open it in a browser), results.md, results.csv, paired.md "
+                          "and the plots")
+        if cfg.competence:
+            print(competence_table(write_competence_plot(cfg.competence, cfg.output)))
+            console.print(f"wrote {cfg.output}/competence.png and competence.json")
+    except (FileNotFoundError, ValueError, KeyError) as err:
         _fail(str(err))
-    print(table)
-    console.print(f"wrote {cfg.output}/index.html (open it in a browser), results.md, results.csv, paired.md and the plots")
 
 
 @model_app.command("fetch")

@@ -29,6 +29,7 @@ class ConfigError(ValueError):
 
 # The command-line flags of every command's output field.
 OUTPUT = {"cli": ["--output", "-o"]}
+PLACEMENT = {"placement": True}  # where a run happens, not what it produces: see placement_fields
 
 
 class StrictModel(BaseModel):
@@ -183,13 +184,13 @@ class WorkersConfig(StrictModel):
 
     workers: int = Field(default=1, ge=1, description=(
         "Processes that run chunks of tasks, each with its own policy and environments. 1 runs in this "
-        "process (Ray is not imported); more start Ray actors (pip install 'rro[ray]')."))
+        "process (Ray is not imported); more start Ray actors (pip install 'rro[ray]')."), json_schema_extra=PLACEMENT)
     ray_address: str | None = Field(default=None, description=(
         "The Ray cluster to join (e.g. 10.0.0.1:6379, as printed by `ray start --head`); unset starts a "
-        "local Ray instance on this machine. Only used with workers > 1."))
+        "local Ray instance on this machine. Only used with workers > 1."), json_schema_extra=PLACEMENT)
     num_gpus: float = Field(default=0.0, ge=0.0, description=(
         "GPUs each worker holds (1 for one model per GPU; 0 on CPU machines, where the CPU cores are split "
-        "evenly between the workers). Only used with workers > 1."))
+        "evenly between the workers). Only used with workers > 1."), json_schema_extra=PLACEMENT)
 
 
 class EvalConfig(TaskSelection, PolicyConfig, WorkersConfig):
@@ -274,10 +275,17 @@ class ExploreConfig(TaskSelection, PolicyConfig, WorkersConfig):
         return self
 
 
+def placement_fields(config: BaseModel) -> set[str]:
+    """Settings that say where a run happens (workers, a shared database server), not what it
+    produces: a finished or half-done run may be resumed with other values of them."""
+    return {name for name, field in type(config).model_fields.items()
+            if isinstance(field.json_schema_extra, dict) and field.json_schema_extra.get("placement")}
+
+
 def guard_output_dir(config: BaseModel, out: Path, keys: tuple[str, ...]) -> None:
     """Refuse to mix runs: `out` may only be reused (resumed) with the same values of `keys`."""
     if isinstance(config, _TaskSelection):  # the environment's own settings identify a run as well
-        keys = tuple(dict.fromkeys((*keys, *config.env_options())))
+        keys = tuple(k for k in dict.fromkeys((*keys, *config.env_options())) if k not in placement_fields(config))
     saved_path = out / "config.json"
     dumped = config.model_dump(mode="json")  # paths as strings, as they are saved
     identity = {key: dumped[key] for key in keys}
@@ -401,9 +409,18 @@ class PlayConfig(TaskSelection):
 class ReportConfig(StrictModel):
     """`rro report`: tables and plots of pipeline runs."""
 
-    runs: list[Path] = Field(min_length=1, description="Run directories of `rro run`.")
+    runs: list[Path] = Field(default_factory=list, description="Run directories of `rro run`.")
     output: Path = Field(description="Folder for results.md, results.csv and the plots.", json_schema_extra=OUTPUT)
     resamples: int = Field(default=2000, ge=1, description="Bootstrap resamples for the confidence intervals.")
+    competence: list[Path] = Field(default_factory=list, description=(
+        "`rro explore` folders (rising/fixed, prev0 = value) of the same tasks explored from checkpoints of "
+        "increasing competence: adds competence.png and competence.json (cost against mean V(s0))."))
+
+    @model_validator(mode="after")
+    def _something_to_report(self):
+        if not self.runs and not self.competence:
+            raise ValueError("name at least one run directory (or --competence explorations)")
+        return self
 
 
 def _check_environment_setting_names() -> None:

@@ -248,6 +248,17 @@ def competence_points(explorations: list[Path]) -> list[dict[str, Any]]:
     return points
 
 
+def competence_table(points: list[dict[str, Any]]) -> str:
+    """The competence points as a markdown table, in the order the explorations were given."""
+    lines = ["| model | strategy | anchor | ceiling | mean V(s0) | cand/step | rollouts/pair | pairs |",
+             "|---|---|---|---|---|---|---|---|"]
+    for p in points:
+        per_pair = "–" if p["rollouts_per_pair"] is None else f"{p['rollouts_per_pair']:.1f}"
+        lines.append(f"| {p['model']} | {p['strategy']} | {p['anchor']} | {'on' if p['rise_at_max'] else 'off'} "
+                     f"| {p['mean_v0']:.2f} | {p['candidates_per_step']:.2f} | {per_pair} | {p['pairs']} |")
+    return "\n".join(lines)
+
+
 def write_competence_plot(explorations: list[Path], out: Path) -> list[dict[str, Any]]:
     """`OUT/competence.png` (candidates per step and rollouts per pair against mean V(s0), one line
     per strategy, anchor and ceiling rule) and the numbers in `OUT/competence.json`."""

@@ -30,6 +30,12 @@ _QUIET_ENVIRONMENT = {
     "HF_HUB_VERBOSITY": "error",
     # TRL's "Computing reference log probs" bar (DPO) reads this switch and no other.
     "TQDM_DISABLE": "1",
+    # vLLM logs its engine's start-up and shutdown at INFO, from the engine's own processes too
+    # (they inherit the environment); torch's C++ side warns about NUMA binding there.
+    "VLLM_LOGGING_LEVEL": "ERROR",
+    "TORCH_CPP_LOG_LEVEL": "ERROR",
+    # Warnings raised in those spawned processes, where this process's filters do not reach.
+    "PYTHONWARNINGS": "ignore:`torch.distributed.reduce_op` is deprecated:FutureWarning",
 }
 
 # Libraries that log through the standard `logging` module; Python prints their WARNING records to
@@ -41,6 +47,8 @@ _QUIET_LOGGERS = ("trl", "accelerate", "peft", "sqlglot", "datasets", "transform
 _SILENCED_WARNINGS = (
     # transformers 5 deprecates the attribute that TRL 1.16 still reads while training.
     (r"`is_gradient_checkpointing` is deprecated", FutureWarning),
+    # vLLM 0.32 touches this torch alias when it imports.
+    (r"`torch.distributed.reduce_op` is deprecated", FutureWarning),
 )
 
 _verbose = False

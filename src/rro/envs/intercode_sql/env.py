@@ -9,6 +9,7 @@ as `Error executing query: <message>`, cut to 350 characters.
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 from typing import Literal
 
 from rro.envs.base import StepResult, Task
@@ -25,7 +26,8 @@ NO_RESULT_SET = "Query OK: the statement returned no result set."
 
 
 @lru_cache(maxsize=8)
-def _backend(name: Backend, time_limit_s: float, max_rows: int):
+def _backend(name: Backend, time_limit_s: float, max_rows: int, mariadb_host: str | None = None,
+             mariadb_port: int = 3306, mariadb_socket: Path | None = None):
     """Backends are shared by all environments of a process: they hold no per-episode state."""
     dump = require_cached(DUMP_FILE)
     if name == "sqlite":
@@ -33,7 +35,8 @@ def _backend(name: Backend, time_limit_s: float, max_rows: int):
     if name == "mariadb":
         from rro.envs.intercode_sql.mariadb_backend import MariaDBBackend
 
-        return MariaDBBackend(dump, time_limit_s=time_limit_s, max_rows=max_rows)
+        return MariaDBBackend(dump, time_limit_s=time_limit_s, max_rows=max_rows, host=mariadb_host,
+                              port=mariadb_port, socket=mariadb_socket)
     raise ValueError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
 
 
@@ -76,8 +79,12 @@ class IntercodeSqlEnv:
         time_limit_s: float = 5.0,
         max_rows: int = 10_000,
         observation_chars: int = 350,
+        mariadb_host: str | None = None,
+        mariadb_port: int = 3306,
+        mariadb_socket: Path | str | None = None,
     ):
-        self.backend = _backend(backend, float(time_limit_s), int(max_rows))
+        self.backend = _backend(backend, float(time_limit_s), int(max_rows), mariadb_host, int(mariadb_port),
+                                None if mariadb_socket is None else Path(mariadb_socket))
         self.observation_chars = observation_chars
         self.task: Task | None = None
         self.session = None

@@ -6,6 +6,11 @@ starts `mariadbd` on a private Unix socket with networking off (no system servic
 loads the dump once and creates a SELECT-only account for agents. Agent sessions connect through
 that account with a statement time limit, using InterCode's own driver (mysql-connector-python),
 so results are the Python objects InterCode's agents saw.
+
+Workers on other machines share one server instead: `rro db up --port 3306 --bind-address 0.0.0.0`
+turns networking on and opens the same SELECT-only account to other hosts, and the environment's
+`mariadb_host`/`mariadb_port` (or `mariadb_socket`) options point sessions at it. A shared server's
+account is checked on connection: one that may write is refused.
 """
 
 from __future__ import annotations
@@ -27,7 +32,12 @@ from rro.fetch import rro_home, sha256_of
 
 _USE = re.compile(r"USE\s+`?([A-Za-z0-9_$]+)`?", re.I)
 AGENT_USER = "rro_agent"
-AGENT_PASSWORD = "rro_agent"  # the server listens on a private socket only; the account can only read
+# A well-known password is enough for an account that can only read Spider's public tables; a shared
+# server that wants another sets it, and its workers read it from RRO_MARIADB_PASSWORD.
+AGENT_PASSWORD = "rro_agent"
+SYSTEM_SCHEMAS = ("mysql", "information_schema", "performance_schema", "sys")
+# What the agents' account may hold: reading, nothing else.
+READ_ONLY_PRIVILEGES = {"SELECT", "SHOW VIEW", "USAGE"}
 INSTALL_HINT = "MariaDB is not installed: `apt-get install -y mariadb-server` (Debian/Ubuntu)."
 
 
@@ -104,14 +114,18 @@ def _user_flag() -> list[str]:
     return ["--user=root"] if os.geteuid() == 0 else []
 
 
-def _server_options(paths: ServerPaths) -> list[str]:
+def _networking(port: int | None, bind_address: str) -> list[str]:
+    return ["--skip-networking"] if port is None else [f"--port={port}", f"--bind-address={bind_address}"]
+
+
+def _server_options(paths: ServerPaths, port: int | None, bind_address: str) -> list[str]:
     return [
         "--no-defaults",
         f"--datadir={paths.data}",
         f"--socket={paths.socket}",
         f"--pid-file={paths.pid_file}",
         f"--log-error={paths.log}",
-        "--skip-networking",
+        *_networking(port, bind_address),
         "--lower-case-table-names=1",
         # An empty, read-only folder: the only place LOAD DATA / INTO OUTFILE could touch.
         f"--secure-file-priv={paths.no_file_access}",
@@ -145,10 +159,10 @@ def _initialise(paths: ServerPaths) -> None:
         raise MariaDBError(f"mariadb-install-db failed:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}")
 
 
-def _start(paths: ServerPaths, timeout_s: float = 60.0) -> None:
+def _start(paths: ServerPaths, port: int | None, bind_address: str, timeout_s: float = 60.0) -> None:
     paths.socket.unlink(missing_ok=True)
     subprocess.Popen(
-        [_binary("mariadbd"), *_server_options(paths)],
+        [_binary("mariadbd"), *_server_options(paths, port, bind_address)],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -161,10 +175,6 @@ def _start(paths: ServerPaths, timeout_s: float = 60.0) -> None:
         time.sleep(0.2)
     log = paths.log.read_text()[-2000:] if paths.log.exists() else "(no log)"
     raise MariaDBError(f"MariaDB did not start within {timeout_s:.0f} s. Last lines of {paths.log}:\n{log}")
-
-
-def _databases_in_dump(dump: str) -> list[str]:
-    return [name.lower() for name in re.findall(r"^USE `([^`]+)`;$", dump, flags=re.M)]
 
 
 def _load_dump(paths: ServerPaths, dump_path: Path) -> None:
@@ -181,22 +191,40 @@ def _load_dump(paths: ServerPaths, dump_path: Path) -> None:
     )
     if result.returncode != 0:
         raise MariaDBError(f"loading the dump failed: {result.stderr[-2000:]}")
-    grants = [
-        f"CREATE USER IF NOT EXISTS '{AGENT_USER}'@'localhost' IDENTIFIED BY '{AGENT_PASSWORD}'",
-        # Read and inspect the Spider databases only: no other schema, no FILE privilege, no writes.
-        *(f"GRANT SELECT, SHOW VIEW ON `{db}`.* TO '{AGENT_USER}'@'localhost'" for db in _databases_in_dump(dump)),
-        "FLUSH PRIVILEGES",
-    ]
-    connection = _root_connection(paths)
-    cursor = connection.cursor()
-    for statement in grants:
-        cursor.execute(statement)
-    connection.close()
     paths.loaded_marker.write_text(sha256_of(dump_path))
 
 
-def up(dump_path: Path) -> ServerPaths:
-    """Start the private server (initialising and loading the dump on first use). Idempotent."""
+def _grant_agent(paths: ServerPaths, hosts: tuple[str, ...]) -> None:
+    """The agents' account on each host pattern: read and inspect the Spider databases only (no other
+    schema, no FILE privilege, no writes). Idempotent."""
+    connection = _root_connection(paths)
+    cursor = connection.cursor()
+    cursor.execute("SELECT schema_name FROM information_schema.schemata")
+    databases = [db for (db,) in cursor.fetchall() if db.lower() not in SYSTEM_SCHEMAS]
+    for host in hosts:
+        cursor.execute(f"CREATE USER IF NOT EXISTS '{AGENT_USER}'@'{host}' IDENTIFIED BY '{AGENT_PASSWORD}'")
+        for db in databases:
+            cursor.execute(f"GRANT SELECT, SHOW VIEW ON `{db}`.* TO '{AGENT_USER}'@'{host}'")
+    cursor.execute("FLUSH PRIVILEGES")
+    connection.close()
+
+
+def _listening(paths: ServerPaths) -> tuple[int | None, str]:
+    """The running server's (port, bind address); port None when networking is off."""
+    connection = _root_connection(paths)
+    cursor = connection.cursor()
+    cursor.execute("SELECT @@skip_networking, @@port, @@bind_address")
+    skip_networking, port, bind_address = cursor.fetchone()
+    connection.close()
+    return (None, "") if skip_networking else (int(port), bind_address or "")
+
+
+def up(dump_path: Path, port: int | None = None, bind_address: str = "127.0.0.1") -> ServerPaths:
+    """Start the server (initialising and loading the dump on first use). Idempotent.
+
+    `port` None keeps it private (Unix socket only). A port opens it to other machines' workers on
+    `bind_address` (127.0.0.1: this machine only; 0.0.0.0: every interface), with the agents' read-only
+    account allowed from any host. A running server listening otherwise is restarted."""
     paths = server_paths()
     if not is_installed():
         raise MariaDBError(INSTALL_HINT)
@@ -206,11 +234,14 @@ def up(dump_path: Path) -> ServerPaths:
         _initialise(paths)
     paths.no_file_access.mkdir(exist_ok=True)
     os.chmod(paths.no_file_access, 0o500)
+    if is_running(paths) and _listening(paths) != ((None, "") if port is None else (port, bind_address)):
+        down()
     if not is_running(paths):
-        _start(paths)
+        _start(paths, port, bind_address)
     expected = sha256_of(dump_path)
     if not paths.loaded_marker.exists() or paths.loaded_marker.read_text() != expected:
         _load_dump(paths, dump_path)
+    _grant_agent(paths, ("localhost",) if port is None else ("localhost", "%"))
     return paths
 
 
@@ -235,6 +266,7 @@ def status() -> dict:
         "installed": is_installed(),
         "running": running,
         "socket": str(paths.socket),
+        "port": _listening(paths)[0] if running else None,
         "data_dir": str(paths.data),
         "dump_loaded": paths.loaded_marker.exists(),
     }
@@ -250,17 +282,15 @@ def status() -> dict:
 class MariaDBSession:
     """One agent's connection through the read-only account, with a time limit per statement."""
 
-    def __init__(self, paths: ServerPaths, db: str, time_limit_s: float, max_rows: int):
-        self.paths = paths
+    def __init__(self, connect: dict, db: str, time_limit_s: float, max_rows: int):
+        self.connect = connect
         self.db = db
         self.time_limit_s = time_limit_s
         self.max_rows = max_rows
         self._connect()
 
     def _connect(self) -> None:
-        self.connection = mysql.connector.connect(
-            unix_socket=str(self.paths.socket), user=AGENT_USER, password=AGENT_PASSWORD, database=self.db
-        )
+        self.connection = mysql.connector.connect(**self.connect, database=self.db)
         self.cursor = self.connection.cursor(buffered=False)
         self.cursor.execute(f"SET SESSION max_statement_time = {float(self.time_limit_s)}")
 
@@ -294,15 +324,56 @@ class MariaDBSession:
             pass
 
 
+def _privileges(grant: str) -> set[str]:
+    """The privileges of one `SHOW GRANTS` line, e.g. {"SELECT", "SHOW VIEW"}."""
+    listed = re.match(r"GRANT (.+?) ON ", grant)
+    return {p.strip().upper() for p in listed.group(1).split(",")} if listed else set()
+
+
+def check_read_only(connection) -> None:
+    """Refuse an account that could change anything: the sandbox refuses writing statements, and
+    the account is the second wall."""
+    cursor = connection.cursor()
+    cursor.execute("SHOW GRANTS")
+    extra = set().union(*(_privileges(grant) for (grant,) in cursor.fetchall())) - READ_ONLY_PRIVILEGES
+    cursor.close()
+    if extra:
+        raise MariaDBError(f"the MariaDB account {connection.user!r} may {', '.join(sorted(extra))}: agents need an "
+                           f"account that can only read (GRANT SELECT, SHOW VIEW; `rro db up --port` creates one).")
+
+
 class MariaDBBackend:
     name = "mariadb"
 
-    def __init__(self, dump_path: Path, time_limit_s: float = 5.0, max_rows: int = 10_000):
-        self.paths = server_paths()
-        if not is_running(self.paths):
-            raise MariaDBError("the MariaDB server is not running: start it with `rro db up`.")
+    def __init__(self, dump_path: Path, time_limit_s: float = 5.0, max_rows: int = 10_000,
+                 host: str | None = None, port: int = 3306, socket: Path | None = None):
         self.time_limit_s = time_limit_s
         self.max_rows = max_rows
+        if host is None and socket is None:  # the private server of `rro db up`
+            paths = server_paths()
+            if not is_running(paths):
+                raise MariaDBError("the MariaDB server is not running: start it with `rro db up`.")
+            self.connect = dict(unix_socket=str(paths.socket), user=AGENT_USER, password=AGENT_PASSWORD)
+            return
+        where = dict(unix_socket=str(socket)) if socket is not None else dict(host=host, port=port)
+        self.connect = dict(**where, user=os.environ.get("RRO_MARIADB_USER", AGENT_USER),
+                            password=os.environ.get("RRO_MARIADB_PASSWORD", AGENT_PASSWORD), connection_timeout=10)
+        address = socket if socket is not None else f"{host}:{port}"
+        try:
+            connection = mysql.connector.connect(**self.connect)
+        except mysql_errors.Error as err:
+            raise MariaDBError(f"cannot reach the shared MariaDB server at {address} as {self.connect['user']!r}: "
+                               f"{err.msg or err}") from None
+        try:
+            check_read_only(connection)
+            cursor = connection.cursor()
+            cursor.execute("SELECT @@lower_case_table_names")
+            (lower_case,) = cursor.fetchone()
+            if int(lower_case) != 1:  # the gold queries mix `Airports` and `airports`
+                raise MariaDBError(f"the MariaDB server at {address} runs with lower_case_table_names={lower_case}; "
+                                   "InterCode-SQL's gold queries need 1 (start it with `rro db up --port`).")
+        finally:
+            connection.close()
 
     def session(self, db: str) -> MariaDBSession:
-        return MariaDBSession(self.paths, db, self.time_limit_s, self.max_rows)
+        return MariaDBSession(self.connect, db, self.time_limit_s, self.max_rows)

@@ -8,14 +8,20 @@ environments, or building the command line, costs nothing.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from rro.envs.base import EnvSpec, Example, ParsedAction
 
 NAME = "intercode-sql"
 SUBMIT = "submit"
+
+
+# Every stage of a run talks to the same server; which server is where the run happens, not what it
+# produces (the same dump behind it), so a run may resume against another.
+SHARED_SERVER = {"run_wide": True, "placement": True}
 
 
 class IntercodeSqlOptions(BaseModel):
@@ -36,6 +42,22 @@ class IntercodeSqlOptions(BaseModel):
     backend: Literal["sqlite", "mariadb"] = Field(
         default="sqlite", description="sqlite (embedded) or mariadb (faithful; needs `rro db up`).",
         json_schema_extra={"run_wide": True})
+    # A shared server (workers on several machines): unset, mariadb means this machine's private one.
+    mariadb_host: str | None = Field(
+        default=None, description="A shared MariaDB server's host (`rro db up --port` there); account from "
+        "RRO_MARIADB_USER / RRO_MARIADB_PASSWORD (default rro_agent), which must only read.",
+        json_schema_extra=SHARED_SERVER)
+    mariadb_port: int = Field(default=3306, description="The shared MariaDB server's port.",
+                              json_schema_extra=SHARED_SERVER)
+    mariadb_socket: Path | None = Field(
+        default=None, description="A shared MariaDB server's Unix socket (instead of host and port).",
+        json_schema_extra=SHARED_SERVER)
+
+    @model_validator(mode="after")
+    def _shared_server_needs_mariadb(self):
+        if (self.mariadb_host is not None or self.mariadb_socket is not None) and self.backend != "mariadb":
+            raise ValueError("mariadb_host / mariadb_socket name a MariaDB server: set backend = \"mariadb\" too")
+        return self
 
 
 INSTRUCTION = (
