@@ -227,3 +227,13 @@ def test_the_pipeline_runs_on_webshop(catalog, tmp_path):
     trained = json.loads((run / "ipr" / "iter1" / "dpo" / "rro-train.json").read_text())
     assert "unchanged" not in trained and trained["records"] == len(pairs)
     assert json.loads((run / "ipr" / "iter1" / "eval" / "summary.json").read_text())["env"] == "webshop"
+
+
+def test_environments_of_one_process_share_the_catalogue_and_its_index(webshop_catalog):
+    # A Ray worker is one process that opens many environments: it loads the catalogue and builds the
+    # search index once, on its first environment.
+    from rro.envs.webshop.env import WebShopEnv
+
+    first, second = WebShopEnv(), WebShopEnv()
+    assert first.catalog is second.catalog is webshop_catalog
+    assert first.engine is second.engine

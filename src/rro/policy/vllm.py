@@ -225,14 +225,26 @@ class VLLMPolicy:
         for prompt, output in zip(unique, outputs):
             self.prompt_tokens_total += len(prompt)
             self.prompt_tokens_cached += output.num_cached_tokens or 0
-            completions = [self._completion(sample, len(prompt)) for sample in output.outputs]
+            completions = [self._completion(sample, prompt) for sample in output.outputs]
             if greedy:
                 completions = completions * (n * len(groups[prompt]))
             for k, index in enumerate(groups[prompt]):
                 results[index] = completions[k * n : (k + 1) * n]
         return results
 
-    def _completion(self, sample, prompt_tokens: int) -> Completion:
+    def _completion(self, sample, prompt: tuple[int, ...]) -> Completion:
         # vLLM's text stops before a stop string and leaves out the end-of-turn token; its token ids
         # hold everything generated, the end-of-turn token included, as the transformers backend counts.
-        return Completion(text=sample.text.strip(), generated_tokens=len(sample.token_ids), prompt_tokens=prompt_tokens)
+        text, generated = sample.text, len(sample.token_ids)
+        # The prompt ends with a newline (the assistant header), so a turn that opens with
+        # `Observation:` completes the stop string `\nObservation:` across the prompt's end. The
+        # transformers backend's stop strings see the prompt and end the turn there, empty; vLLM's see
+        # the generated text only and go on. Cut it the same way, counting the tokens up to the stop.
+        for stop in STOP_STRINGS:
+            opening = stop.removeprefix("\n")
+            if opening != stop and text.startswith(opening) and self.tokenizer.decode(prompt[-1:]).endswith("\n"):
+                ids = list(sample.token_ids)
+                generated = next(i for i in range(1, len(ids) + 1)
+                                 if self.tokenizer.decode(ids[:i], skip_special_tokens=True).startswith(opening))
+                text = ""
+        return Completion(text=text.strip(), generated_tokens=generated, prompt_tokens=len(prompt))
