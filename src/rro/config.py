@@ -285,7 +285,8 @@ def placement_fields(config: BaseModel) -> set[str]:
 def guard_output_dir(config: BaseModel, out: Path, keys: tuple[str, ...]) -> None:
     """Refuse to mix runs: `out` may only be reused (resumed) with the same values of `keys`."""
     if isinstance(config, _TaskSelection):  # the environment's own settings identify a run as well
-        keys = tuple(k for k in dict.fromkeys((*keys, *config.env_options())) if k not in placement_fields(config))
+        placement = placement_fields(config)
+        keys = tuple(k for k in dict.fromkeys((*keys, *config.env_options())) if k not in placement)
     saved_path = out / "config.json"
     dumped = config.model_dump(mode="json")  # paths as strings, as they are saved
     identity = {key: dumped[key] for key in keys}
