@@ -15,6 +15,13 @@ run again. Axes (each overridable; the defaults are the grid the paper's reviewe
 `--design grid` runs every combination; `--design one-at-a-time` runs the base cell (the first
 value of every axis) and, for each axis, its other values with every other axis at the base.
 
+With `--replay`, the expert-anchored cells are not explored one by one: one fixed, expert-anchored
+exploration with the largest K and N of the grid and prev0 = value (`OUT/recording-...`) records
+every candidate's rollout rewards, and each expert-anchored cell, rising or fixed, is replayed from
+it (rro.explore.replay: the same decisions, pairs and rollout counts a run of the cell would give on
+a per-request-seeded backend; tested against real runs). The cells then differ only by their
+settings, not by what they happened to sample. Policy-anchored cells are always explored.
+
 With `--fixed`, fixed-size exploration (best of K, never stopping early) also runs once per
 (anchor, N, K), and each rising cell is compared with the fixed cell of its anchor, N and K. Fixed
 cells start from prev0 = "zero" and their rollouts leave out the expert anchor's bars: fixed needs
@@ -25,7 +32,7 @@ cell's figures to `OUT/ablations.json`.
     python bench/explore_ablations.py --model runs/quickstart/sft --tasks 8 --hardness easy \\
         [--rollouts 3 5] [--k 3 5 8] [--margin 0 0.05] [--prev0 value zero] [--anchor policy expert] \\
         [--rise-at-max off on] [--on-no-rise continue stop] [--fixed] [--design grid|one-at-a-time]
-        [--policy-backend hf|vllm] [-o runs/ablations]
+        [--replay] [--policy-backend hf|vllm] [-o runs/ablations]
 """
 
 from __future__ import annotations
@@ -37,7 +44,9 @@ from pathlib import Path
 
 from rro.agent.trajectory import read_jsonl
 from rro.config import ExploreConfig
+from rro.envs.base import spec
 from rro.explore import explore
+from rro.explore.replay import ReplaySettings, check_recording, read_recording, replay, summarize
 
 AXES = ("rise_at_max", "anchor", "margin", "prev0", "rollouts", "max_candidates", "on_no_rise")
 
@@ -92,6 +101,8 @@ def main() -> None:
     parser.add_argument("--on-no-rise", nargs="+", choices=["continue", "stop"], default=["continue", "stop"])
     parser.add_argument("--fixed", action="store_true", help="also run fixed (best of K) per anchor, N and K")
     parser.add_argument("--design", choices=["grid", "one-at-a-time"], default="grid")
+    parser.add_argument("--replay", action="store_true",
+                        help="replay the expert-anchored cells from one recording (largest K and N) instead of exploring each")
     parser.add_argument("--policy-backend", choices=["hf", "vllm"], default="hf")
     parser.add_argument("-o", "--output", type=Path, default=Path("runs/ablations"))
     args = parser.parse_args()
@@ -118,9 +129,34 @@ def main() -> None:
         runs = runs[:1] + fixed[:1] + runs[1:] + fixed[1:]  # the base cell's baseline early: the first ratio
 
     policy = None
+    recording = None
+    if args.replay and any(cell["anchor"] == "expert" for _, cell in runs):
+        k, n = max(c["max_candidates"] for _, c in runs), max(c["rollouts"] for _, c in runs)
+        config = ExploreConfig(strategy="fixed", anchor="expert", prev0="value", rollouts=n, max_candidates=k,
+                               output=args.output / f"recording-fixed-expert-value-N{n}-K{k}", **common)
+        stats_file = config.output / "stats.json"
+        if not (stats_file.exists() and json.loads(stats_file.read_text())["tasks"] == len(config.tasks())):
+            print(f"[recording] {config.output.name}", flush=True)
+            policy = config.load_policy()
+            explore(config, policy=policy)
+        recording = read_recording(config.output)
+
     results = []
     for number, (strategy, cell) in enumerate(runs, 1):
         name = cell_name(strategy, cell)
+        if recording and cell["anchor"] == "expert":
+            settings = ReplaySettings(strategy, cell["max_candidates"], cell["rollouts"], cell["margin"], cell["rise_at_max"],
+                                      cell["prev0"], cell["on_no_rise"])
+            check_recording(*recording, settings)
+            figures_of_cell = summarize(replay(recording[1], settings, spec(args.env).reward_range), cell["max_candidates"])
+            if strategy == "fixed":  # as explored: fixed's own cost leaves the bars out
+                figures_of_cell["rollouts"] -= figures_of_cell["bar_rollouts"]
+                pairs = figures_of_cell["pairs"]
+                figures_of_cell["rollouts_per_pair"] = figures_of_cell["rollouts"] / pairs if pairs else None
+            results.append({"cell": name, "strategy": strategy, "setting": cell, "replayed": True,
+                            "generated_tokens": None, "mean_final_reward": None, "wall_seconds": None,
+                            **figures_of_cell})
+            continue
         config = ExploreConfig(strategy=strategy, output=args.output / name, **common, **cell)
         stats_file = config.output / "stats.json"
         # stats.json is written when a run ends: a cell that has it for all its tasks is finished.
@@ -128,7 +164,7 @@ def main() -> None:
             print(f"[{number}/{len(runs)}] {name}", flush=True)
             policy = policy or config.load_policy()  # one model for every cell
             explore(config, policy=policy)
-        results.append({"cell": name, "strategy": strategy, "setting": cell,
+        results.append({"cell": name, "strategy": strategy, "setting": cell, "replayed": False,
                         **figures(config.output, strategy, cell["max_candidates"])})
 
     def anchor_n_k(result):
@@ -148,12 +184,12 @@ def main() -> None:
     show = lambda value, digits=2: "–" if value is None else f"{value:.{digits}f}"  # noqa: E731
     print(f"\nmodel {args.model}, {args.tasks} train tasks {' '.join(args.hardness)}, env {args.env}, "
           f"max_steps {args.max_steps}, seed {args.seed}")
-    print("| strategy | anchor | ceiling | margin | prev0 | N | K | on_no_rise | steps | cand/step | x fixed "
+    print("| strategy | replayed | anchor | ceiling | margin | prev0 | N | K | on_no_rise | steps | cand/step | x fixed "
           "| at K | pairs | rollouts | of them bars | rollouts/pair | x fixed | rising rate | final reward |")
-    print("|" + "---|" * 19)
+    print("|" + "---|" * 20)
     for r in results:
         c = r["setting"]
-        print(f"| {r['strategy']} | {c['anchor']} | {'on' if c['rise_at_max'] else 'off'} | {c['margin']:g} "
+        print(f"| {r['strategy']} | {'yes' if r['replayed'] else 'no'} | {c['anchor']} | {'on' if c['rise_at_max'] else 'off'} | {c['margin']:g} "
               f"| {c['prev0']} | {c['rollouts']} | {c['max_candidates']} | {c['on_no_rise']} | {r['steps']} "
               f"| {show(r['candidates_per_step'])} | {show(r['candidates_vs_fixed'])} | {show(r['share_of_steps_at_k'])} "
               f"| {r['pairs']} | {r['rollouts']} | {r['bar_rollouts'] if r['strategy'] == 'rising' else '(left out)'} "

@@ -87,6 +87,7 @@ class TaskWalk:
     env: Env
     episode: Episode
     prev: float = 0.0
+    prev_rewards: list[float] = field(default_factory=list)  # the rollout rewards behind `prev`
     tried: list[Candidate] = field(default_factory=list)
     step_started: float = 0.0
     steps: list[dict[str, Any]] = field(default_factory=list)  # one cost record per step
@@ -147,6 +148,11 @@ def _finish_step(walk: TaskWalk, settings: ExploreConfig, rule: RiseRule) -> Non
         "rose": rose,
         "prev_value": walk.prev,
         "q_values": [c.q for c in walk.tried],
+        # Every rollout's reward, so that the step can be replayed under other settings
+        # (rro.explore.replay); an exact (terminal) action has one.
+        "q_rewards": [list(c.estimate.rewards) for c in walk.tried],
+        "prev_rewards": list(walk.prev_rewards),
+        **({"expert_action": parse_turn(walk.expert_turn, walk.task.env).action} if walk.expert_turn else {}),
         # The candidates as drawn, so that a report can show what was rejected and why.
         "candidate_turns": [c.turn for c in walk.tried],
         "candidate_actions": [c.action for c in walk.tried],
@@ -165,7 +171,7 @@ def _finish_step(walk: TaskWalk, settings: ExploreConfig, rule: RiseRule) -> Non
     if settings.anchor == "policy":
         apply_turn(walk.env, walk.episode, best.turn, settings.max_steps, best.generated_tokens, best.prompt_tokens,
                    settings.max_invalid_turns)
-        walk.prev = best.q
+        walk.prev, walk.prev_rewards = best.q, list(best.estimate.rewards)
         walk.values.append(best.q)
         if walk.episode.done:
             walk.end = walk.episode.termination
@@ -190,7 +196,7 @@ def _expert_bars(walks: list[TaskWalk], values: MonteCarloValues) -> None:
     expert's last action reached, from full-budget rollouts (a bar must be exact), all in one call."""
     items = [(State(w.task, w.state.turns[:-1]), w.episode.steps[-1].turn) for w in walks]
     for walk, estimate in zip(walks, values.q_values(items)):
-        walk.prev = estimate.value
+        walk.prev, walk.prev_rewards = estimate.value, list(estimate.rewards)
         walk.values.append(estimate.value)
         walk.bar_estimate = estimate
 
@@ -242,7 +248,7 @@ def walk_tasks(
         walks.append(walk)
     if settings.prev0 == "value":
         for walk, estimate in zip(walks, values.v_values([w.state for w in walks])):
-            walk.prev = estimate.value
+            walk.prev, walk.prev_rewards = estimate.value, list(estimate.rewards)
             walk.initial_cost = estimate_cost([estimate])
     for walk in walks:
         walk.values.append(walk.prev)

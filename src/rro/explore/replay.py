@@ -1,0 +1,146 @@
+"""Replay an expert-anchored exploration under other settings, without sampling anything again.
+
+With `anchor = "expert"` the explored states are the expert's prefixes whatever the candidates do,
+and every step records each candidate's rollout rewards in the order they were drawn
+(`steps.jsonl`: `q_rewards`, `prev_rewards`, `expert_action`). A `fixed` run with K candidates, N
+rollouts and `prev0 = "value"` therefore holds everything that a `rising` or `fixed` run with
+K' <= K, N' <= N, any margin, ceiling rule, `prev0` and `on_no_rise` would sample: candidate k of a
+state is the same draw, and Q with N' rollouts is the mean of the first N' of the same rollouts
+(candidates and rollouts are seeded by where they start and their index, rro.seeds). So the
+replay gives the same decisions, pairs and rollout counts that running those settings would give
+with a per-request-seeded backend (tested against real runs), and, with any backend, runs drawn
+from the same distribution: every setting is compared on the same candidates, which makes
+ablations paired rather than independent.
+
+Costs are counted as a run counts them with `adaptive = false`: a candidate costs N' rollouts (1
+for an exact, terminal action; 0 when an earlier candidate of the step took the same action), the
+expert anchor's bar N' unless a candidate of the previous step took the expert's action, and
+V(s0) N' with `prev0 = "value"`.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rro.agent.trajectory import read_jsonl
+from rro.explore.walk import RiseRule
+
+
+class ReplayError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class ReplaySettings:
+    strategy: str = "rising"  # rising or fixed
+    max_candidates: int = 5
+    rollouts: int = 3
+    margin: float = 0.0
+    rise_at_max: bool = False
+    prev0: str = "value"
+    on_no_rise: str = "continue"
+    pair_gap: float = 0.01
+
+
+def _mean_of_first(rewards: list[float], n: int) -> float:
+    """Q from the first n rollouts; an exact (terminal) action has a single reward."""
+    return rewards[0] if len(rewards) == 1 else statistics.fmean(rewards[:n])
+
+
+def read_recording(folder: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """An exploration folder's settings (config.json) and step records (steps.jsonl)."""
+    folder = Path(folder)
+    if not (folder / "steps.jsonl").exists():
+        raise ReplayError(f"{folder} holds no finished exploration (no steps.jsonl)")
+    return json.loads((folder / "config.json").read_text()), list(read_jsonl(folder / "steps.jsonl"))
+
+
+def check_recording(header: dict[str, Any], steps: list[dict[str, Any]], settings: ReplaySettings) -> None:
+    """Refuse a recording that cannot answer for `settings`, naming why."""
+    if header.get("anchor") != "expert" or header.get("strategy") != "fixed":
+        raise ReplayError("a replay needs a fixed, expert-anchored exploration "
+                          f"(got strategy {header.get('strategy')!r}, anchor {header.get('anchor')!r})")
+    if header.get("adaptive"):
+        raise ReplayError("a replay needs full rollouts: the recording ran with adaptive = true")
+    if settings.prev0 == "value" and header.get("prev0") != "value":
+        raise ReplayError("prev0 = 'value' needs a recording with prev0 = 'value' (its V(s0) rollouts)")
+    if settings.max_candidates > header["max_candidates"]:
+        raise ReplayError(f"max_candidates {settings.max_candidates} > the recording's {header['max_candidates']}")
+    if settings.rollouts > header["rollouts"]:
+        raise ReplayError(f"rollouts {settings.rollouts} > the recording's {header['rollouts']}")
+    if steps and "q_rewards" not in steps[0]:
+        raise ReplayError("the recording's steps.jsonl has no rollout rewards (q_rewards): explore it again")
+
+
+def replay(steps: list[dict[str, Any]], settings: ReplaySettings, reward_range: tuple[float, float]) -> list[dict[str, Any]]:
+    """Replay every task of a recording (its steps.jsonl records); one record per task with its
+    replayed steps (candidates, q_values, rose, prev_value, rollouts, bar_rollouts) and pairs."""
+    rule = RiseRule(settings.margin, reward_range[1] if settings.rise_at_max else None)
+    k, n = settings.max_candidates, settings.rollouts
+    by_task: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for step in steps:
+        by_task[step["task_id"]].append(step)
+    records = []
+    for task_id, task_steps in by_task.items():
+        task_steps.sort(key=lambda s: s["step"])
+        initial_rollouts = n if settings.prev0 == "value" else 0
+        replayed, pairs, previous_actions, previous_expert_action = [], [], set(), None
+        for recorded in task_steps:
+            if recorded["step"] == 0:
+                prev = _mean_of_first(recorded["prev_rewards"], n) if settings.prev0 == "value" else 0.0
+                bar_rollouts = 0
+            else:  # Q(previous prefix, expert action): free when a candidate there took that action
+                prev = _mean_of_first(recorded["prev_rewards"], n)
+                bar_rollouts = 0 if previous_expert_action in previous_actions else n
+            drawn = []
+            for action, rewards in zip(recorded["candidate_actions"], recorded["q_rewards"]):
+                drawn.append((action, rewards, _mean_of_first(rewards, n)))
+                if (settings.strategy == "rising" and rule.rises(drawn[-1][2], prev)) or len(drawn) >= k:
+                    break
+            best_action, _, best_q = max(drawn, key=lambda c: c[2])  # first of equals, as the walk
+            rollouts, seen = bar_rollouts, set()
+            for action, rewards, _ in drawn:
+                if action not in seen:
+                    rollouts += 1 if len(rewards) == 1 else n
+                    seen.add(action)
+            rose = rule.rises(best_q, prev)
+            index = next(i for i, c in enumerate(drawn) if c[2] == best_q)
+            for i, (action, _, q) in enumerate(drawn):
+                if action != best_action and q <= best_q - settings.pair_gap:
+                    pairs.append({"task_id": task_id, "step": recorded["step"], "chosen": index, "rejected": i,
+                                  "q_chosen": best_q, "q_rejected": q, "prev_value": prev})
+            replayed.append({"task_id": task_id, "step": recorded["step"], "candidates": len(drawn),
+                             "q_values": [c[2] for c in drawn], "prev_value": prev, "rose": rose,
+                             "rollouts": rollouts, "bar_rollouts": bar_rollouts})
+            previous_actions = {c[0] for c in drawn}
+            previous_expert_action = recorded.get("expert_action")
+            if not rose and settings.on_no_rise == "stop":
+                break
+        records.append({"task_id": task_id, "initial_rollouts": initial_rollouts, "steps": replayed, "pairs": pairs})
+    return records
+
+
+def summarize(records: list[dict[str, Any]], max_candidates: int) -> dict[str, Any]:
+    """The ablation table's figures for replayed records (as rro.explore.run.summarize_steps)."""
+    steps = [step for record in records for step in record["steps"]]
+    candidates = [step["candidates"] for step in steps]
+    rollouts = sum(step["rollouts"] for step in steps) + sum(record["initial_rollouts"] for record in records)
+    pairs = sum(len(record["pairs"]) for record in records)
+    histogram = Counter(candidates)
+    return {
+        "tasks": len(records),
+        "steps": len(steps),
+        "candidates_per_step": statistics.fmean(candidates) if candidates else 0.0,
+        "share_of_steps_at_k": histogram.get(max_candidates, 0) / len(steps) if steps else None,
+        "histogram": {str(c): v for c, v in sorted(histogram.items())},
+        "pairs": pairs,
+        "rollouts": rollouts,
+        "bar_rollouts": sum(step["bar_rollouts"] for step in steps),
+        "rollouts_per_pair": rollouts / pairs if pairs else None,
+        "rising_rate": statistics.fmean(step["rose"] for step in steps) if steps else None,
+    }
