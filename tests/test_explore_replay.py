@@ -114,3 +114,18 @@ def test_a_recording_that_cannot_answer_is_refused(tmp_path, recording):
         check_recording(*read_recording(tmp_path / "zero"), ReplaySettings(max_candidates=1, rollouts=1))
     with pytest.raises(ReplayError, match="no finished exploration"):
         read_recording(tmp_path / "nothing")
+
+
+@pytest.mark.parametrize("strategy", ["rising", "fixed"])
+def test_a_replayed_competence_point_equals_the_explored_one(tmp_path, recording, strategy):
+    from rro.explore.replay import competence_point
+    from rro.report import competence_points
+
+    explore_toy(tmp_path / "run", strategy=strategy, max_candidates=2, rollouts=2, prev0="value", rise_at_max=True)
+    (explored,) = competence_points([tmp_path / "run"])
+    replayed = competence_point(tmp_path / "recording", ReplaySettings(strategy, 2, 2, rise_at_max=True),
+                                spec("toy").reward_range)
+    keys = ("strategy", "anchor", "rise_at_max", "tasks", "mean_v0", "candidates_per_step", "rollouts_per_pair",
+            "pairs", "rollouts")
+    assert {k: replayed[k] for k in keys} == {k: explored[k] for k in keys}
+    assert replayed["replayed"] and replayed["mean_v0"] != 0

@@ -262,17 +262,23 @@ def competence_table(points: list[dict[str, Any]]) -> str:
 def write_competence_plot(explorations: list[Path], out: Path) -> list[dict[str, Any]]:
     """`OUT/competence.png` (candidates per step and rollouts per pair against mean V(s0), one line
     per strategy, anchor and ceiling rule) and the numbers in `OUT/competence.json`."""
+    return plot_competence(competence_points(explorations), out)
+
+
+def plot_competence(points: list[dict[str, Any]], out: Path) -> list[dict[str, Any]]:
+    """The competence plot and JSON of points from `competence_points` or replays
+    (rro.explore.replay.competence_point)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    points = competence_points(explorations)
     out.mkdir(parents=True, exist_ok=True)
     (out / "competence.json").write_text(json.dumps(points, indent=2))
     series: dict[str, list[dict[str, Any]]] = {}
     for point in points:
-        label = f"{point['strategy']}, {point['anchor']} anchor" + (", ceiling" if point["rise_at_max"] else "")
+        label = f"{point['strategy']}, {point['anchor']} anchor" + (", ceiling" if point["rise_at_max"] else "") + \
+            (" (replayed)" if point.get("replayed") else "")
         series.setdefault(label, []).append(point)
     figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
     for label, members in series.items():

@@ -144,3 +144,18 @@ def summarize(records: list[dict[str, Any]], max_candidates: int) -> dict[str, A
         "rollouts_per_pair": rollouts / pairs if pairs else None,
         "rising_rate": statistics.fmean(step["rose"] for step in steps) if steps else None,
     }
+
+
+def competence_point(folder: Path, settings: ReplaySettings, reward_range: tuple[float, float]) -> dict[str, Any]:
+    """A point of the cost-against-competence plot (rro.report.plot_competence) replayed from a
+    recording: the model's mean V(s0) from the first N' of the recorded rollouts, and what
+    exploring with `settings` costs, counted as an explored point counts it (bars and V(s0) included)."""
+    config, steps = read_recording(folder)
+    check_recording(config, steps, settings)
+    records = replay(steps, settings, reward_range)
+    figures = summarize(records, settings.max_candidates)
+    v0 = [_mean_of_first(s["prev_rewards"], settings.rollouts) for s in steps if s["step"] == 0]
+    return {"exploration": str(folder), "model": config["model"], "strategy": settings.strategy, "anchor": "expert",
+            "rise_at_max": settings.rise_at_max, "tasks": len(records), "mean_v0": statistics.fmean(v0),
+            "candidates_per_step": figures["candidates_per_step"], "rollouts_per_pair": figures["rollouts_per_pair"],
+            "pairs": figures["pairs"], "rollouts": figures["rollouts"], "replayed": True}
