@@ -9,7 +9,8 @@ import pytest
 from rro.config import ExploreConfig
 from rro.envs.base import spec
 from rro.explore import explore
-from rro.explore.replay import ReplayError, ReplaySettings, check_recording, read_recording, replay, summarize
+from rro.explore.replay import (ReplayError, ReplaySettings, check_recording, read_recording, replay, replayed_pairs,
+                                summarize)
 from tests.toy import EXPLORE_T, ROLLOUT_T, TASKS, ScriptedPolicy, toy_task
 
 REWARDS = {"a": -0.5, "b": 0.0, "c": 0.4, "d": 0.8, "e": 0.395, "g": 1.0}
@@ -86,6 +87,8 @@ def test_a_replay_equals_running_the_settings(tmp_path, recording, settings):
             [[s for s in steps if (s["task_id"], s["step"]) == (p["task_id"], p["step"])][0]["candidate_turns"][p["chosen"]]
              for p in record["pairs"]]
         assert all(drawn(p)[p["chosen"]] != drawn(p)[p["rejected"]] for p in record["pairs"])
+    exported = [{k: v for k, v in p.items() if k != "replayed"} for p in replayed_pairs(tmp_path / "recording", replayed, settings)]
+    assert exported == [p for walk in walks for p in walk["pairs"]]  # what `rro dpo` reads, field for field
     figures = summarize(replayed, settings.max_candidates)
     for key in ("steps", "pairs", "rollouts", "rising_rate"):
         assert figures[key] == stats[key], key

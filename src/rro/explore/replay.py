@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rro.agent.prompts import agent_message
 from rro.agent.trajectory import read_jsonl
 from rro.explore.walk import RiseRule
 
@@ -159,3 +160,29 @@ def competence_point(folder: Path, settings: ReplaySettings, reward_range: tuple
             "rise_at_max": settings.rise_at_max, "tasks": len(records), "mean_v0": statistics.fmean(v0),
             "candidates_per_step": figures["candidates_per_step"], "rollouts_per_pair": figures["rollouts_per_pair"],
             "pairs": figures["pairs"], "rollouts": figures["rollouts"], "replayed": True}
+
+
+def replayed_pairs(folder: Path, records: list[dict[str, Any]], settings: ReplaySettings) -> list[dict[str, Any]]:
+    """The replayed pairs as `rro explore` writes them (TRL's conversational format, for `rro dpo`):
+    the prompt is the recorded walk's messages up to the state, chosen and rejected the candidates'
+    recorded turns."""
+    folder = Path(folder)
+    env = json.loads((folder / "config.json").read_text())["env"]
+    messages = {walk["task_id"]: walk.get("messages") for walk in read_jsonl(folder / "walks.jsonl")}
+    steps = {(s["task_id"], s["step"]): s for s in read_jsonl(folder / "steps.jsonl")}
+    pairs = []
+    for record in records:
+        for pair in record["pairs"]:
+            step = steps[(pair["task_id"], pair["step"])]
+            if messages[pair["task_id"]] is None or "prompt_messages" not in step:
+                raise ReplayError(f"{folder} records no prompts (walk messages): explore it again to export pairs")
+            turns = step["candidate_turns"]
+            pairs.append({
+                "prompt": messages[pair["task_id"]][:step["prompt_messages"]],
+                "chosen": [agent_message(turns[pair["chosen"]])],
+                "rejected": [agent_message(turns[pair["rejected"]])],
+                "task_id": pair["task_id"], "env": env, "step": pair["step"],
+                "q_chosen": pair["q_chosen"], "q_rejected": pair["q_rejected"], "prev_value": pair["prev_value"],
+                "strategy": settings.strategy, "anchor": "expert", "replayed": True,
+            })
+    return pairs

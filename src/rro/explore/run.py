@@ -48,6 +48,7 @@ def _walk_record(walk, strategy: str) -> dict[str, Any]:
         "instruction": walk.task.instruction,
         "turns": [step.turn for step in walk.episode.steps],
         "observations": [step.observation for step in walk.episode.steps],
+        "messages": walk.episode.messages,
         "initial_cost": walk.initial_cost,
         "steps": walk.steps,
         "pairs": walk.pairs,

@@ -156,6 +156,7 @@ def _finish_step(walk: TaskWalk, settings: ExploreConfig, rule: RiseRule) -> Non
         # The candidates as drawn, so that a report can show what was rejected and why.
         "candidate_turns": [c.turn for c in walk.tried],
         "candidate_actions": [c.action for c in walk.tried],
+        "prompt_messages": len(prompt),  # the state's prompt: the walk's first messages (its record's `messages`)
         "chosen_q": best.q,
         "candidate_generated_tokens": sum(c.generated_tokens for c in walk.tried),
         "candidate_prompt_tokens": sum(c.prompt_tokens for c in walk.tried),
