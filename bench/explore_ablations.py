@@ -195,7 +195,37 @@ def main() -> None:
               f"| {r['pairs']} | {r['rollouts']} | {r['bar_rollouts'] if r['strategy'] == 'rising' else '(left out)'} "
               f"| {show(r['rollouts_per_pair'], 1)} "
               f"| {show(r['rollouts_per_pair_vs_fixed'])} | {show(r['rising_rate'])} | {show(r['mean_final_reward'])} |")
+    if recording:
+        print_by_bar(recording[1], grid[0], args)
     print(f"\nevery cell's figures: {args.output / 'ablations.json'}")
+
+
+def print_by_bar(steps: list[dict], base: dict, args) -> None:
+    """Where the saving comes from: the base cell's expert-anchored steps grouped by the bar (the
+    policy's own value of the state), replayed with the ceiling rule on and off and as fixed."""
+    top = spec(args.env).reward_range[1]
+    group = lambda value: "0" if value <= 0 else ("top" if value >= top - 1e-9 else "between")  # noqa: E731
+    n, k = base["rollouts"], base["max_candidates"]
+    columns = {"rising, ceiling": ReplaySettings("rising", k, n, base["margin"], True, base["prev0"], base["on_no_rise"]),
+               "rising, strict": ReplaySettings("rising", k, n, base["margin"], False, base["prev0"], base["on_no_rise"]),
+               "fixed": ReplaySettings("fixed", k, n, prev0=base["prev0"])}
+    table = {}
+    for column, settings in columns.items():
+        for record in replay(steps, settings, spec(args.env).reward_range):
+            for step in record["steps"]:
+                cell = table.setdefault((group(step["prev_value"]), column), {"steps": 0, "candidates": 0, "pairs": 0})
+                cell["steps"] += 1
+                cell["candidates"] += step["candidates"]
+            for pair in record["pairs"]:
+                table[(group(pair["prev_value"]), column)]["pairs"] += 1
+    print(f"\nexpert anchor, N {n}, K {k}, prev0 {base['prev0']}: candidates per step (pairs) by the bar at the state")
+    print("| bar | states | " + " | ".join(columns) + " |")
+    print("|---|---|" + "---|" * len(columns))
+    for bar in ("0", "between", "top"):
+        cells = [table.get((bar, column)) for column in columns]
+        if cells[-1]:
+            print(f"| {bar} | {cells[-1]['steps']} | " + " | ".join(
+                f"{c['candidates'] / c['steps']:.2f} ({c['pairs']})" if c else "–" for c in cells) + " |")
 
 
 if __name__ == "__main__":

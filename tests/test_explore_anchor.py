@@ -49,7 +49,7 @@ V_S0_AT_THE_TOP = {("1", ()): ["f", "f"]}
 
 def test_without_the_ceiling_nothing_rises_above_the_maximum(tmp_path):
     toy_task("1", WITH_MAX)
-    stats, (walk,), pairs = run(tmp_path, AT_THE_TOP, V_S0_AT_THE_TOP, max_candidates=3)
+    stats, (walk,), pairs = run(tmp_path, AT_THE_TOP, V_S0_AT_THE_TOP, max_candidates=3, rise_at_max=False)
     assert walk["values"] == [1.0, 1.0, 1.0]
     assert [s["candidates"] for s in walk["steps"]] == [3, 3]  # f ties with V(s0) = 1.0: all K drawn
     assert [s["rose"] for s in walk["steps"]] == [False, False]
@@ -60,7 +60,8 @@ def test_without_the_ceiling_nothing_rises_above_the_maximum(tmp_path):
 
 def test_with_the_ceiling_a_candidate_at_the_maximum_rises(tmp_path):
     toy_task("1", WITH_MAX)
-    stats, (walk,), pairs = run(tmp_path, AT_THE_TOP, V_S0_AT_THE_TOP, max_candidates=3, rise_at_max=True)
+    assert ExploreConfig.model_fields["rise_at_max"].default is True  # on unless turned off
+    stats, (walk,), pairs = run(tmp_path, AT_THE_TOP, V_S0_AT_THE_TOP, max_candidates=3)
     assert walk["values"] == [1.0, 1.0, 1.0]
     assert [s["candidates"] for s in walk["steps"]] == [1, 1]
     assert [s["rose"] for s in walk["steps"]] == [True, True]
@@ -179,15 +180,18 @@ def test_expert_anchor_applies_to_walks_only(tmp_path):
 def test_an_output_folder_holds_one_anchor_and_one_ceiling_rule(tmp_path):
     toy_task("1", REWARDS)
     candidates = {("1", ()): ["d"], ("1", ("d",)): ["submit"]}
-    run(tmp_path, candidates, prev0="zero", max_candidates=1)
+    run(tmp_path, candidates, prev0="zero", max_candidates=1, rise_at_max=False)
     for change in ({"anchor": "expert"}, {"rise_at_max": True}):
         with pytest.raises(ConfigError, match=next(iter(change))):
-            run(tmp_path, candidates, prev0="zero", max_candidates=1, **change)
-    # A folder saved before these settings existed resumes when they are at their defaults.
+            run(tmp_path, candidates, prev0="zero", max_candidates=1, **{"rise_at_max": False, **change})
+    # A folder saved before these settings existed ran with the policy anchor and a strict rise: it
+    # resumes with those (the anchor's default; not the ceiling rule's, which changed since).
     saved = json.loads((tmp_path / "config.json").read_text())
     del saved["anchor"], saved["rise_at_max"]
     (tmp_path / "config.json").write_text(json.dumps(saved))
-    stats, _, _ = run(tmp_path, candidates, prev0="zero", max_candidates=1)
+    with pytest.raises(ConfigError, match="rise_at_max: False -> True"):
+        run(tmp_path, candidates, prev0="zero", max_candidates=1)
+    stats, _, _ = run(tmp_path, candidates, prev0="zero", max_candidates=1, rise_at_max=False)
     assert stats["tasks"] == 1
 
 
@@ -215,8 +219,8 @@ def test_competence_points_put_the_cost_of_each_exploration_against_its_mean_v_s
 
     toy_task("1", WITH_MAX)
     weak = run(tmp_path / "weak", {("1", ()): ["a", "c"], ("1", ("c",)): ["submit"] * 2}, {("1", ()): ["c", "a"]},
-               max_candidates=2)  # V(s0) = (0.4 - 0.5) / 2 = -0.05
-    strong = run(tmp_path / "strong", AT_THE_TOP, V_S0_AT_THE_TOP, max_candidates=3, rise_at_max=True)  # V(s0) = 1.0
+               max_candidates=2, rise_at_max=False)  # V(s0) = (0.4 - 0.5) / 2 = -0.05
+    strong = run(tmp_path / "strong", AT_THE_TOP, V_S0_AT_THE_TOP, max_candidates=3)  # V(s0) = 1.0
     points = write_competence_plot([tmp_path / "weak", tmp_path / "strong"], tmp_path / "report")
     assert [p["mean_v0"] for p in points] == [pytest.approx(-0.05), 1.0]
     assert [p["candidates_per_step"] for p in points] == [weak[0]["candidates_per_step"]["mean"], 1.0]

@@ -14,14 +14,14 @@ def pipeline(tmp_path, **fields):
 def test_variants_run_beside_the_strategies_with_their_own_explore_settings(tmp_path):
     config = pipeline(tmp_path, strategies=["rising", "fixed"], explore={"rollouts": 3, "limit": 4},
                       variants={"rising-expert": {"strategy": "rising", "anchor": "expert"},
-                                "fixed-expert": {"strategy": "fixed", "anchor": "expert", "rise_at_max": True}})
+                                "fixed-expert": {"strategy": "fixed", "anchor": "expert", "rise_at_max": False}})
     stages, methods = plan(config)
     assert [m["method"] for m in methods] == ["sft", "rising", "fixed", "rising-expert", "fixed-expert"]
     explores = {stage.name: stage.config for stage in stages if stage.name.startswith("explore-")}
     assert list(explores) == ["explore-rising-1", "explore-fixed-1", "explore-rising-expert-1", "explore-fixed-expert-1"]
-    for name, strategy, anchor, ceiling in [("rising", "rising", "policy", False), ("fixed", "fixed", "policy", False),
-                                            ("rising-expert", "rising", "expert", False),
-                                            ("fixed-expert", "fixed", "expert", True)]:
+    for name, strategy, anchor, ceiling in [("rising", "rising", "policy", True), ("fixed", "fixed", "policy", True),
+                                            ("rising-expert", "rising", "expert", True),
+                                            ("fixed-expert", "fixed", "expert", False)]:
         explored = explores[f"explore-{name}-1"]
         assert (explored.strategy, explored.anchor, explored.rise_at_max) == (strategy, anchor, ceiling)
         assert explored.rollouts == 3 and explored.limit == 4  # the shared [explore] table underneath

@@ -249,7 +249,9 @@ class ExploreConfig(TaskSelection, PolicyConfig, WorkersConfig):
     temperature: float = Field(default=1.0, ge=0.0, description="T_explore: the temperature candidates are drawn at.")
     rollout_temperature: float = Field(default=1.0, ge=0.0, description="T_rollout: the temperature rollouts continue at.")
     margin: float = Field(default=0.0, description="A candidate rises when its Q > the previous value + margin.")
-    rise_at_max: bool = Field(default=False, description=(
+    # On by default since the ablations (README "Status"): without it a policy that already succeeds
+    # draws all K candidates wherever it does. Runs saved before the rule existed were strict.
+    rise_at_max: bool = Field(default=True, json_schema_extra={"when_absent": False}, description=(
         "The ceiling rule: a candidate whose Q equals the top of the environment's reward_range also counts as "
         "rising, whatever the previous value (nothing can exceed it). Off: only q > prev + margin rises."))
     anchor: Literal["policy", "expert"] = Field(default="policy", description=(
@@ -282,6 +284,13 @@ def placement_fields(config: BaseModel) -> set[str]:
             if isinstance(field.json_schema_extra, dict) and field.json_schema_extra.get("placement")}
 
 
+def value_when_absent(field: FieldInfo) -> Any:
+    """What a saved run that lacks a setting ran with: the setting's default, unless the default
+    changed after the setting was added (`json_schema_extra={"when_absent": ...}`)."""
+    extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+    return extra["when_absent"] if "when_absent" in extra else field.get_default(call_default_factory=True)
+
+
 def guard_output_dir(config: BaseModel, out: Path, keys: tuple[str, ...]) -> None:
     """Refuse to mix runs: `out` may only be reused (resumed) with the same values of `keys`."""
     if isinstance(config, _TaskSelection):  # the environment's own settings identify a run as well
@@ -292,8 +301,8 @@ def guard_output_dir(config: BaseModel, out: Path, keys: tuple[str, ...]) -> Non
     identity = {key: dumped[key] for key in keys}
     if saved_path.exists():
         saved = json.loads(saved_path.read_text())
-        # A setting rro gained after the run was saved counts as the same when it is at its default.
-        defaults = {k: type(config).model_fields[k].get_default(call_default_factory=True) for k in keys}
+        # A setting rro gained after the run was saved counts as what the run did without it.
+        defaults = {k: value_when_absent(type(config).model_fields[k]) for k in keys}
         saved = {k: saved.get(k, defaults[k]) for k in keys}
         changed = {k: (saved[k], v) for k, v in identity.items() if saved[k] != v}
         if changed:

@@ -46,6 +46,7 @@ from rro.config import (
     TrainConfig,
     describe_error,
     placement_fields,
+    value_when_absent,
 )
 
 console = Console(stderr=True)
@@ -70,7 +71,8 @@ def _stage_config(cls: type[BaseModel], table: str, section: dict[str, Any], wir
 
 def _same_settings(saved: dict[str, Any], config: BaseModel) -> bool:
     """Whether a finished stage ran with `config`. Settings that rro gained after the stage ran
-    count as the same when they are left at their defaults. What does not count: placement settings
+    count as the same when they are at what the stage ran with before they existed (their default,
+    or `when_absent`). What does not count: placement settings
     (where a stage ran, not what it produced), other environments' settings (every installed
     environment adds its own to every command), and settings this installation does not know (a
     plug-in environment's, since uninstalled: they cannot change what runs now)."""
@@ -78,7 +80,7 @@ def _same_settings(saved: dict[str, Any], config: BaseModel) -> bool:
     if hasattr(config, "env_options"):
         ignored |= set(ENV_OPTIONS) - set(config.env_options())
     wanted = {k: v for k, v in config.model_dump(mode="json").items() if k not in ignored}
-    defaults = {name: field.get_default(call_default_factory=True) for name, field in type(config).model_fields.items()}
+    defaults = {name: value_when_absent(field) for name, field in type(config).model_fields.items()}
     return all(saved[k] == value if k in saved else value == defaults[k] for k, value in wanted.items())
 
 
