@@ -49,6 +49,8 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=5)
     parser.add_argument("--max-steps", type=int, default=10)
     parser.add_argument("--max-new-tokens", type=int, default=128)
+    parser.add_argument("--tasks-per-batch", type=int, default=8,
+                        help="tasks explored together: a smaller chunk keeps more of an interrupted run")
     parser.add_argument("--strategies", nargs="+", choices=["rising", "fixed"], default=["rising", "fixed"])
     parser.add_argument("--anchor", nargs="+", choices=["policy", "expert"], default=["policy", "expert"])
     parser.add_argument("--rise-at-max", action="store_true", help="the ceiling rule for every run")
@@ -71,7 +73,8 @@ def main() -> None:
                                    strategy=strategy, anchor="expert" if anchor == "recording" else anchor,
                                    rise_at_max=args.rise_at_max, prev0="value", rollouts=args.rollouts,
                                    max_candidates=args.k, max_steps=args.max_steps, max_new_tokens=args.max_new_tokens,
-                                   dtype=args.dtype, policy_backend=args.policy_backend, output=folder)
+                                   dtype=args.dtype, policy_backend=args.policy_backend,
+                                   tasks_per_batch=args.tasks_per_batch, output=folder)
             if anchor == "recording" and reusable_recording(folder, config):
                 pass  # e.g. the ablation's recording of this model, copied here: larger K and N replay as well
             else:
