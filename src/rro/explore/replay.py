@@ -42,7 +42,7 @@ class ReplaySettings:
     max_candidates: int = 5
     rollouts: int = 3
     margin: float = 0.0
-    rise_at_max: bool = False
+    rise_at_max: bool = True  # as ExploreConfig
     prev0: str = "value"
     on_no_rise: str = "continue"
     pair_gap: float = 0.01
