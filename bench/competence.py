@@ -75,9 +75,8 @@ def main() -> None:
                                    max_candidates=args.k, max_steps=args.max_steps, max_new_tokens=args.max_new_tokens,
                                    dtype=args.dtype, policy_backend=args.policy_backend,
                                    tasks_per_batch=args.tasks_per_batch, output=folder)
-            if anchor == "recording" and reusable_recording(folder, config):
-                pass  # e.g. the ablation's recording of this model, copied here: larger K and N replay as well
-            else:
+            # A recording with a larger K and N (e.g. the ablation's, copied here) replays as well.
+            if not (anchor == "recording" and reusable_recording(folder, config)):
                 if not (folder / "stats.json").exists():
                     print(f"{model}: {strategy}, {anchor} anchor", flush=True)
                     policy = policy or config.load_policy()

@@ -81,6 +81,12 @@ def figures(folder: Path, strategy: str, k: int) -> dict:
     }
 
 
+def finished(config: ExploreConfig) -> bool:
+    """stats.json is written when a run ends: a run that has it for all its tasks is finished."""
+    stats_file = config.output / "stats.json"
+    return stats_file.exists() and json.loads(stats_file.read_text())["tasks"] == len(config.tasks())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="smollm2-135m")
@@ -134,8 +140,7 @@ def main() -> None:
         k, n = max(c["max_candidates"] for _, c in runs), max(c["rollouts"] for _, c in runs)
         config = ExploreConfig(strategy="fixed", anchor="expert", prev0="value", rollouts=n, max_candidates=k,
                                output=args.output / f"recording-fixed-expert-value-N{n}-K{k}", **common)
-        stats_file = config.output / "stats.json"
-        if not (stats_file.exists() and json.loads(stats_file.read_text())["tasks"] == len(config.tasks())):
+        if not finished(config):
             print(f"[recording] {config.output.name}", flush=True)
             policy = config.load_policy()
             explore(config, policy=policy)
@@ -158,9 +163,7 @@ def main() -> None:
                             **figures_of_cell})
             continue
         config = ExploreConfig(strategy=strategy, output=args.output / name, **common, **cell)
-        stats_file = config.output / "stats.json"
-        # stats.json is written when a run ends: a cell that has it for all its tasks is finished.
-        if not (stats_file.exists() and json.loads(stats_file.read_text())["tasks"] == len(config.tasks())):
+        if not finished(config):
             print(f"[{number}/{len(runs)}] {name}", flush=True)
             policy = policy or config.load_policy()  # one model for every cell
             explore(config, policy=policy)

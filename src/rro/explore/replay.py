@@ -103,14 +103,14 @@ def replay(steps: list[dict[str, Any]], settings: ReplaySettings, reward_range: 
                 drawn.append((action, rewards, _mean_of_first(rewards, n)))
                 if (settings.strategy == "rising" and rule.rises(drawn[-1][2], prev)) or len(drawn) >= k:
                     break
-            best_action, _, best_q = max(drawn, key=lambda c: c[2])  # first of equals, as the walk
+            index = max(range(len(drawn)), key=lambda i: drawn[i][2])  # first of equals, as the walk
+            best_action, _, best_q = drawn[index]
             rollouts, seen = bar_rollouts, set()
             for action, rewards, _ in drawn:
                 if action not in seen:
                     rollouts += 1 if len(rewards) == 1 else n
                     seen.add(action)
             rose = rule.rises(best_q, prev)
-            index = next(i for i, c in enumerate(drawn) if c[2] == best_q)
             for i, (action, _, q) in enumerate(drawn):
                 if action != best_action and q <= best_q - settings.pair_gap:
                     pairs.append({"task_id": task_id, "step": recorded["step"], "chosen": index, "rejected": i,
