@@ -153,3 +153,21 @@ def test_training_options_reach_the_trainer(tmp_path, monkeypatch):
     assert config.data == [Path("a.jsonl"), Path("b.jsonl")] and config.learning_rate == 0.5
     assert config.gradient_accumulation_steps == 3 and config.lora and config.epochs == 1.5
     assert config.batch_size == SftConfig.model_fields["batch_size"].default
+
+
+def test_vllm_engine_settings_reach_the_backend(monkeypatch, tmp_path):
+    """The engine's fields go to the vLLM backend as given (kv_block_size None: its CPU/GPU default)."""
+    seen = {}
+
+    def load_policy(model, backend="hf", **options):
+        seen.update(options, model=model, backend=backend)
+        return "the policy"
+
+    monkeypatch.setattr("rro.policy.load_policy", load_policy)
+    config = ExploreConfig(model="m", policy_backend="vllm", kv_block_size=16, enforce_eager=True, max_model_len=512,
+                           output=tmp_path)
+    assert config.load_policy() == "the policy"
+    assert seen == {"model": "m", "backend": "vllm", "dtype": "auto", "gpu_memory_utilization": None,
+                    "max_model_len": 512, "enforce_eager": True, "seed": 0, "kv_block_size": 16}
+    with pytest.raises(ValueError, match="kv_block_size"):
+        ExploreConfig(kv_block_size=0, output=tmp_path)

@@ -139,6 +139,10 @@ class PolicyConfig(StrictModel):
     enforce_eager: bool = Field(
         default=False,
         description="vllm backend: skip CUDA graph capture (starts faster, decodes slower; no effect on CPU).")
+    kv_block_size: int | None = Field(
+        default=None, ge=1,
+        description="vllm backend: tokens per KV-cache block, the granularity of prefix-cache hits; "
+                    "None = 32 on CPU (vLLM's CPU default of 128 made exploration 1.66x slower), vLLM's default on a GPU.")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
         default="auto", description="Weights' type; auto: bf16 where the hardware has it.")
     device: str = Field(default="auto", description="Where the model runs: auto, cpu, cuda, cuda:1, ...")
@@ -167,7 +171,8 @@ class PolicyConfig(StrictModel):
             return load_policy(self.model, "openai", base_url=self.base_url)
         if self.policy_backend == "vllm":
             return load_policy(self.model, "vllm", dtype=self.dtype, gpu_memory_utilization=self.gpu_memory_utilization,
-                               max_model_len=self.max_model_len, enforce_eager=self.enforce_eager, seed=self.seed)
+                               max_model_len=self.max_model_len, enforce_eager=self.enforce_eager, seed=self.seed,
+                               kv_block_size=self.kv_block_size)
         return load_policy(self.model, "hf", dtype=self.dtype, device=self.device, max_batch_size=self.max_batch_size)
 
 
