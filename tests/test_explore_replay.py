@@ -20,6 +20,9 @@ CANDIDATES = {  # four draws per state; duplicates and the expert's own action a
     ("1", ("c", "d")): ["submit", "a", "g", "submit"],
     ("2", ()): ["b", "g", "c", "g"],
     ("2", ("g",)): ["submit", "a", "submit", "e"],
+    ("3", ()): ["a", "e", "d", "a"],  # not the expert's b: the next bar is paid for, whatever K
+    ("3", ("b",)): ["g", "c", "submit", "e"],
+    ("3", ("b", "g")): ["submit", "c", "submit", "a"],
 }
 # The first word of each rollout from a state (then submit): Q depends on N. No script leads into
 # another scripted state, so rollout i from a state is the same draw in every run (as a seed makes it).
@@ -28,6 +31,9 @@ SCRIPTS = {
     ("1", ("a",)): ["d", "b", "a"], ("1", ("c",)): ["c", "g", "c"], ("1", ("d",)): ["b", "d", "g"],
     ("1", ("c", "b")): ["d", "g", "b"], ("1", ("c", "d")): ["d", "d", "a"], ("1", ("c", "e")): ["g", "a", "a"],
     ("2", ("c",)): ["c", "c", "g"], ("2", ("g",)): ["g", "e", "g"], ("2", ("g", "a")): ["a", "g", "d"],
+    ("3", ()): ["c", "g", "c"], ("3", ("a",)): ["g", "b", "d"], ("3", ("e",)): ["b", "c", "g"],
+    ("3", ("d",)): ["d", "a", "g"], ("3", ("b",)): ["d", "a", "d"], ("3", ("b", "g")): ["b", "d", "a"],
+    ("3", ("b", "c")): ["c", "g", "a"], ("3", ("b", "e")): ["a", "b", "d"],
 }
 
 
@@ -41,6 +47,7 @@ def toy_tasks():
     TASKS.clear()
     toy_task("1", REWARDS, expert=["c", "d"])
     toy_task("2", REWARDS, expert=["g"])
+    toy_task("3", REWARDS, expert=["b", "g"])
     yield
     TASKS.clear()
 
@@ -87,7 +94,7 @@ def test_a_replay_equals_running_the_settings(tmp_path, recording, settings):
             [[s for s in steps if (s["task_id"], s["step"]) == (p["task_id"], p["step"])][0]["candidate_turns"][p["chosen"]]
              for p in record["pairs"]]
         assert all(drawn(p)[p["chosen"]] != drawn(p)[p["rejected"]] for p in record["pairs"])
-    exported = [{k: v for k, v in p.items() if k != "replayed"} for p in replayed_pairs(tmp_path / "recording", replayed, settings)]
+    exported = replayed_pairs(tmp_path / "recording", replayed, settings)
     assert exported == [p for walk in walks for p in walk["pairs"]]  # what `rro dpo` reads, field for field
     figures = summarize(replayed, settings.max_candidates)
     for key in ("steps", "pairs", "rollouts", "rising_rate"):
@@ -132,3 +139,59 @@ def test_a_replayed_competence_point_equals_the_explored_one(tmp_path, recording
             "pairs", "rollouts")
     assert {k: replayed[k] for k in keys} == {k: explored[k] for k in keys}
     assert replayed["replayed"] and replayed["mean_v0"] != 0
+
+
+def without_timings(records):
+    return [{k: v for k, v in record.items() if k != "wall_s"} | {"steps": [
+        {k: v for k, v in step.items() if k != "wall_s"} for step in record["steps"]]} for record in records]
+
+
+# A replayed exploration keeps N (its costs are counted per rollout) and continues where nothing rises.
+FOLDER_SETTINGS = [s for s in SETTINGS if s.rollouts == 3 and s.on_no_rise == "continue"]
+
+
+@pytest.mark.parametrize("settings", FOLDER_SETTINGS, ids=str)
+def test_a_replayed_exploration_folder_equals_the_explored_one(tmp_path, recording, settings):
+    """`replay_from`: walks, steps, pairs and statistics as running the settings writes them, field for
+    field (costs per candidate and bar included), but for timings."""
+    chosen = dict(strategy=settings.strategy, max_candidates=settings.max_candidates, rollouts=settings.rollouts,
+                  margin=settings.margin, rise_at_max=settings.rise_at_max, prev0=settings.prev0)
+    stats, walks, steps = explore_toy(tmp_path / "run", **chosen)
+    replayed_stats, replayed_walks, replayed_steps = explore_toy(tmp_path / "replayed", replay_from=tmp_path / "recording",
+                                                                 **chosen)
+    assert without_timings(replayed_walks) == without_timings(walks)
+    assert without_timings([{"steps": replayed_steps}]) == without_timings([{"steps": steps}])
+    assert (tmp_path / "replayed" / "pairs.jsonl").read_text() == (tmp_path / "run" / "pairs.jsonl").read_text()
+    assert replayed_stats.pop("replayed_from") == str(tmp_path / "recording")
+    assert replayed_stats.pop("wall_seconds") is None and stats.pop("wall_seconds") > 0
+    assert replayed_stats == stats
+
+
+def test_the_folder_grid_covers_the_bar_cases(tmp_path, recording):
+    """Among the settings above: bars reused in both, paid in both, and paid only by the replay."""
+    _, steps = recording
+    recorded = {(s["task_id"], s["step"]): s["bar_rollouts"] for s in steps}
+    cases = set()
+    for settings in FOLDER_SETTINGS:
+        for record in replay(steps, settings, spec("toy").reward_range):
+            for step in record["steps"][1:]:
+                cases.add((recorded[(step["task_id"], step["step"])] > 0, step["bar_rollouts"] > 0))
+    assert cases == {(False, False), (True, True), (False, True)}
+
+
+def test_a_replay_that_would_differ_from_running_is_refused(tmp_path, recording):
+    from rro.config import ConfigError
+
+    def refused(match, **settings):
+        with pytest.raises(ConfigError, match=match):
+            explore_toy(tmp_path / f"refused-{len(list(tmp_path.iterdir()))}", replay_from=tmp_path / "recording",
+                        **{"strategy": "rising", "max_candidates": 2, "rollouts": 3, **settings})
+
+    refused("other settings: rollouts: 3 \\(recording\\) vs 2", rollouts=2)
+    refused("other settings: max_steps", max_steps=3)
+    refused("on_no_rise = 'continue'", on_no_rise="stop")
+    refused("adaptive = false", adaptive=True)
+    refused("max_candidates 5 > the recording's 4", max_candidates=5)
+    refused("explored other tasks", limit=1)
+    with pytest.raises(ValueError, match="replays expert-anchored explorations only"):
+        ExploreConfig(env="toy", anchor="policy", replay_from=tmp_path / "recording", output=tmp_path / "x")

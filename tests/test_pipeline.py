@@ -46,6 +46,15 @@ dtype = "float32"
 epochs = 1
 precision = "fp32"
 activation_checkpointing = false
+
+[variants.fixed-expert]
+strategy = "fixed"
+anchor = "expert"
+
+[variants.rising-expert]
+strategy = "rising"
+anchor = "expert"
+replay_from = "fixed-expert"
 """
 
 
@@ -55,7 +64,7 @@ def test_pipeline_runs_every_stage_once_and_the_report_reads_it(tmp_path, rro_ho
     config = load_config(PipelineConfig, config_file)
     results = run_pipeline(config)
     run = tmp_path / "run"
-    assert [m["method"] for m in results["methods"]] == ["sft", "fixed", "rising"]
+    assert [m["method"] for m in results["methods"]] == ["sft", "fixed", "rising", "fixed-expert", "rising-expert"]
     stages = [stage.name for stage in plan(config)[0]]
     assert sorted(p.stem for p in (run / "stages").glob("*.json")) == sorted(stages)
     # Both strategies start from the one SFT model and are evaluated on the same tasks.
@@ -71,6 +80,14 @@ def test_pipeline_runs_every_stage_once_and_the_report_reads_it(tmp_path, rro_ho
     evaluated = [{json.loads(line)["task_id"] for line in (run / path / "episodes.jsonl").read_text().splitlines()}
                  for path in ("eval-sft", "fixed/iter1/eval", "rising/iter1/eval")]
     assert evaluated[0] == evaluated[1] == evaluated[2] and len(evaluated[0]) == 3
+    # rising-expert sampled nothing: it replays fixed-expert's candidates (the same ones, in order).
+    replayed = json.loads((run / "rising-expert" / "iter1" / "explore" / "stats.json").read_text())
+    assert replayed["replayed_from"] == str(run / "fixed-expert" / "iter1" / "explore") and replayed["wall_seconds"] is None
+    steps = {name: [json.loads(line) for line in (run / name / "iter1" / "explore" / "steps.jsonl").read_text().splitlines()]
+             for name in ("fixed-expert", "rising-expert")}
+    assert [len(s["candidate_turns"]) for s in steps["fixed-expert"]] == [2] * len(steps["fixed-expert"])
+    assert [s["candidate_turns"] for s in steps["rising-expert"]] == \
+        [s["candidate_turns"][:len(r["candidate_turns"])] for s, r in zip(steps["fixed-expert"], steps["rising-expert"])]
 
     # A finished run is a no-op: no stage runs again.
     stamps = {path: path.stat().st_mtime_ns for path in run.rglob("*") if path.is_file()}
@@ -85,8 +102,9 @@ def test_pipeline_runs_every_stage_once_and_the_report_reads_it(tmp_path, rro_ho
     out = tmp_path / "report"
     table = write_report([run], out, resamples=200)
     rows = list(csv.DictReader(open(out / "results.csv")))
-    assert [row["method"] for row in rows] == ["sft", "fixed", "rising"]
+    assert [row["method"] for row in rows] == ["sft", "fixed", "rising", "fixed-expert", "rising-expert"]
     assert rows[0]["cand_per_step_mean"] == "" and float(rows[1]["cand_per_step_mean"]) == 2.0  # fixed draws K
+    assert rows[4]["explore_s"] == "" and float(rows[3]["explore_s"]) > 0  # replayed: no time measured
     for name in ("results.md", "paired.md", "candidates_per_step.png", "cost_vs_reward.png", "rising_by_third.png"):
         assert (out / name).stat().st_size > 0
     assert "fixed − sft" in table

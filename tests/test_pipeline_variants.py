@@ -60,12 +60,40 @@ def test_compare_large_explores_the_same_tasks_with_both_anchors(tmp_path):
 
     config = load_config(PipelineConfig, Path(__file__).parents[1] / "configs" / "compare-large.toml")
     stages, methods = plan(config)
-    assert [m["method"] for m in methods] == ["sft", "rising", "fixed", "ipr", "rising-expert", "fixed-expert"]
+    assert [m["method"] for m in methods] == ["sft", "rising", "fixed", "ipr", "fixed-expert", "rising-expert"]
     explores = [stage.config for stage in stages if stage.name.startswith("explore-")]
     assert {(c.strategy, c.anchor) for c in explores} == {("rising", "policy"), ("fixed", "policy"), ("ipr", "policy"),
                                                           ("rising", "expert"), ("fixed", "expert")}
     assert {(c.limit, c.rollouts, c.max_candidates, c.seed, c.split) for c in explores} == {(200, 2, 3, 0, "train")}
+    replayed = {c.strategy: c.replay_from for c in explores if c.anchor == "expert"}
+    assert replayed == {"fixed": None, "rising": Path("runs/compare-large/fixed-expert/iter1/explore")}
     dpos = [stage.config.model_dump(exclude={"pairs", "output"}) for stage in stages if stage.name.startswith("dpo-")]
     assert len(dpos) == 5 and all(d == dpos[0] for d in dpos)  # the same DPO settings for every method
     evals = [stage.config for stage in stages if stage.name.startswith("eval-")]
     assert {(c.split, c.scheme, c.limit) for c in evals} == {("test", "by-query", None)}
+
+
+def test_a_variant_replays_a_method_explored_before_it(tmp_path):
+    config = pipeline(tmp_path, strategies=["fixed"], explore={"anchor": "policy"},
+                      variants={"fixed-expert": {"strategy": "fixed", "anchor": "expert"},
+                                "rising-expert": {"strategy": "rising", "anchor": "expert", "replay_from": "fixed-expert"}})
+    stages, _ = plan(config)
+    explores = {stage.name: stage.config for stage in stages if stage.name.startswith("explore-")}
+    assert explores["explore-rising-expert-1"].replay_from == tmp_path / "run" / "fixed-expert" / "iter1" / "explore"
+    assert explores["explore-fixed-expert-1"].replay_from is None
+    names = [stage.name for stage in stages]
+    assert names.index("explore-fixed-expert-1") < names.index("explore-rising-expert-1")
+
+
+@pytest.mark.parametrize("fields, message", [
+    (dict(variants={"rx": {"strategy": "rising", "anchor": "expert", "replay_from": "fx"},
+                    "fx": {"strategy": "fixed", "anchor": "expert"}}), "name a method of this run that explores before 'rx'"),
+    (dict(variants={"rx": {"strategy": "rising", "anchor": "expert", "replay_from": "nowhere"}}), "replay_from = 'nowhere'"),
+    (dict(explore={"replay_from": "rising"}), r"\[explore\] may not set replay_from"),
+    (dict(iterations=2, variants={"fx": {"strategy": "fixed", "anchor": "expert"},
+                                  "rx": {"strategy": "rising", "anchor": "expert", "replay_from": "fx"}}), "iterations = 1"),
+    (dict(variants={"rx": {"strategy": "rising", "replay_from": "rising"}}), "expert-anchored explorations only"),
+])
+def test_a_bad_replay_fails_before_anything_runs(tmp_path, fields, message):
+    with pytest.raises(ConfigError, match=message):
+        plan(pipeline(tmp_path, strategies=["rising"], **fields))

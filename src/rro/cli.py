@@ -288,7 +288,8 @@ def explore_command(cfg: ExploreConfig) -> None:
                        ("histogram", cps["histogram"]), ("rising rate", stats["rising_rate"]),
                        ("rollouts", stats["rollouts"]), ("rollouts saved (adaptive)", stats["rollouts_saved"]),
                        ("generated tokens", stats["generated_tokens"]),
-                       ("wall seconds", f"{stats['wall_seconds']:.0f}")]:
+                       ("wall seconds", f"{stats['wall_seconds']:.0f}" if stats["wall_seconds"] is not None
+                        else f"none: replayed from {stats['replayed_from']}")]:
         table.add_row(key, str(value))
     Console().print(table)
     console.print(f"wrote {cfg.output}/pairs.jsonl, walks.jsonl, steps.jsonl, stats.json")

@@ -270,6 +270,9 @@ class ExploreConfig(TaskSelection, PolicyConfig, WorkersConfig):
     tau: float = Field(default=0.0, ge=0.0, description="ipr/outcome: pair when the expert is better by more than tau.")
     # Decisions stay the same: a candidate is only cut once its remaining rollouts cannot change them.
     adaptive: bool = Field(default=False, description="Stop a candidate's rollouts once it cannot rise.")
+    replay_from: Path | None = Field(default=None, description=(
+        "Sample nothing: replay a finished fixed, expert-anchored exploration of the same model and tasks with at "
+        "least these K and the same N, under this strategy's settings (rro.explore.replay). Expert anchor only."))
     tasks_per_batch: int = Field(default=8, ge=1, description="Tasks explored together (one resumable chunk).")
     output: Path = Field(description="Output folder (pairs.jsonl, walks.jsonl, steps.jsonl, stats.json).",
                          json_schema_extra=OUTPUT)
@@ -279,6 +282,9 @@ class ExploreConfig(TaskSelection, PolicyConfig, WorkersConfig):
         if self.anchor == "expert" and self.strategy not in ("rising", "fixed"):
             raise ValueError(f"anchor = 'expert' applies to the rising and fixed strategies, not {self.strategy!r} "
                              "(ipr already walks the expert trajectory)")
+        if self.replay_from is not None and self.anchor != "expert":
+            raise ValueError("replay_from replays expert-anchored explorations only (anchor = 'expert'): with the "
+                             "policy anchor the states depend on the candidates chosen")
         return self
 
 

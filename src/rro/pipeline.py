@@ -115,7 +115,10 @@ def plan(config: PipelineConfig) -> tuple[list[Stage], list[dict[str, Any]]]:
                                         {**tasks, "model": str(run / "sft"), "output": run / "eval-sft"}), evaluate),
     ]
     methods = [{"method": "sft", "eval": str(run / "eval-sft"), "sft": str(run / "sft")}]
+    explored: list[str] = []
     for name, strategy, table, explore_section in _explorations(config):
+        explore_section = _resolve_replay(config, name, table, explore_section, explored)
+        explored.append(name)
         model = run / "sft"
         for iteration in range(1, config.iterations + 1):
             where = run / name / f"iter{iteration}"
@@ -140,6 +143,23 @@ def plan(config: PipelineConfig) -> tuple[list[Stage], list[dict[str, Any]]]:
                 "eval": str(where / "eval"),
             })
     return stages, methods
+
+
+def _resolve_replay(config: PipelineConfig, name: str, table: str, section: dict[str, Any],
+                    explored: list[str]) -> dict[str, Any]:
+    """A variant's `replay_from` names a method of this run explored before it: its exploration folder."""
+    if "replay_from" not in section:
+        return section
+    source = section["replay_from"]
+    if table == "explore":
+        raise ConfigError("[explore] may not set replay_from: a variant replays another method (e.g. "
+                          "[variants.rising-expert] replay_from = \"fixed-expert\")")
+    if source not in explored:
+        raise ConfigError(f"[{table}] replay_from = {source!r}: name a method of this run that explores before "
+                          f"{name!r} (the strategies, then the variants in the order written): {', '.join(explored)}")
+    if config.iterations != 1:
+        raise ConfigError(f"[{table}] replay_from needs iterations = 1: later iterations explore newer models")
+    return {**section, "replay_from": str(Path(config.output) / source / "iter1" / "explore")}
 
 
 def _walk_settings(config: ExploreConfig) -> dict[str, Any]:

@@ -83,7 +83,8 @@ def method_rows(run: Path, resamples: int) -> tuple[list[dict[str, Any]], dict[s
                 rollouts=sum(b["rollouts"] for b in stats),
                 generated_tokens=sum(b["generated_tokens"] for b in stats),
                 pairs=sum(b["pairs"] for b in stats),
-                explore_s=sum(b["wall_seconds"] for b in stats),
+                # None for a replayed exploration (`replay_from`): nothing ran, so no time was measured.
+                explore_s=None if any(b["wall_seconds"] is None for b in stats) else sum(b["wall_seconds"] for b in stats),
             )
             explorations[method["method"]] = {
                 "histogram": histogram,
@@ -122,7 +123,7 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
         lines.append(
             f"| {r['run']} | {r['method']} | {r['tasks']} | {r['avg_reward']:.1f} ({r['ci_low']:.1f}–{r['ci_high']:.1f}) "
             f"| {r['success_rate']:.1f} | {_fmt(r['cand_per_step_mean'])} | {_fmt(r['cand_per_step_max'])} "
-            f"| {r['rollouts']} | {r['generated_tokens']} | {r['pairs']} | {r['explore_s']:.0f} | {r['train_s']:.0f} |")
+            f"| {r['rollouts']} | {r['generated_tokens']} | {r['pairs']} | {_fmt(r['explore_s'], 0)} | {r['train_s']:.0f} |")
     return "\n".join(lines)
 
 

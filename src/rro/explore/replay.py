@@ -16,6 +16,16 @@ Costs are counted as a run counts them with `adaptive = false`: a candidate cost
 for an exact, terminal action; 0 when an earlier candidate of the step took the same action), the
 expert anchor's bar N' unless a candidate of the previous step took the expert's action, and
 V(s0) N' with `prev0 = "value"`.
+
+`rro explore` with `replay_from = RECORDING` (and `rro run`'s variants, `replay_from = "METHOD"`)
+writes a whole exploration folder this way (`replay_exploration`): walks, steps, pairs and
+statistics with the fields a run writes, its tokens too (counted per candidate and bar), and no wall
+time (`stats.json`: `wall_seconds` null, `replayed_from`). It keeps the recording's N and
+`on_no_rise = "continue"`, so that every cost is one the recording measured. One approximation: the
+bar Q(previous prefix, expert action) is a cache hit in the recording when one of the previous step's
+candidates took the expert's action, so its rollouts continued that candidate's turn (its own
+thought); a replay that did not draw that candidate counts those rollouts as its bar, where a run
+would roll out from the expert's turn.
 """
 
 from __future__ import annotations
@@ -29,6 +39,7 @@ from typing import Any
 
 from rro.agent.prompts import agent_message
 from rro.agent.trajectory import read_jsonl
+from rro.envs.base import spec
 from rro.explore.walk import RiseRule
 
 
@@ -183,6 +194,107 @@ def replayed_pairs(folder: Path, records: list[dict[str, Any]], settings: Replay
                 "rejected": [agent_message(turns[pair["rejected"]])],
                 "task_id": pair["task_id"], "env": env, "step": pair["step"],
                 "q_chosen": pair["q_chosen"], "q_rejected": pair["q_rejected"], "prev_value": pair["prev_value"],
-                "strategy": settings.strategy, "anchor": "expert", "replayed": True,
+                "strategy": settings.strategy, "anchor": "expert",
             })
     return pairs
+
+
+# What a recording and the exploration replayed from it must share: the explored states, candidates
+# and rollouts depend on these (the tasks are compared by id).
+_SAME_AS_RECORDING = ("env", "split", "scheme", "backend", "model", "rollouts", "temperature", "top_p",
+                      "rollout_temperature", "max_steps", "max_invalid_turns", "max_new_tokens", "seed", "icl_shots",
+                      "include_empty_dbs")
+_COST_FIELDS = ("rollouts", "env_steps", "rollout_generated_tokens", "rollout_prompt_tokens", "cache_hits", "exact",
+                "rollouts_saved")
+
+
+def settings_of(config) -> ReplaySettings:
+    """The replayable settings of an ExploreConfig."""
+    return ReplaySettings(config.strategy, config.max_candidates, config.rollouts, config.margin, config.rise_at_max,
+                          config.prev0, config.on_no_rise, config.pair_gap)
+
+
+def _check_replay_of(config, header: dict[str, Any], steps: list[dict[str, Any]], walks: list[dict[str, Any]]) -> None:
+    """Refuse to replay `config` from a recording that would not give what running it gives."""
+    if config.strategy not in ("rising", "fixed") or config.anchor != "expert":
+        raise ReplayError("only rising and fixed explorations with anchor = 'expert' can be replayed")
+    if config.adaptive:
+        raise ReplayError("a replayed exploration runs full rollouts: set adaptive = false")
+    if config.on_no_rise != "continue":
+        raise ReplayError("a replayed exploration continues where nothing rises (on_no_rise = 'continue'): "
+                          "a stopped walk's record ends where the recording's goes on")
+    wanted = config.model_dump(mode="json")
+    differing = [f"{key}: {header.get(key)!r} (recording) vs {wanted[key]!r}"
+                 for key in _SAME_AS_RECORDING if header.get(key) != wanted[key]]
+    if differing:
+        raise ReplayError(f"the recording {config.replay_from} explored with other settings: {'; '.join(differing)} "
+                          "(a replay keeps N: costs are counted per rollout)")
+    check_recording(header, steps, settings_of(config))
+    if steps and "candidate_costs" not in steps[0]:
+        raise ReplayError(f"{config.replay_from} records no per-candidate costs: explore it again with this version")
+    recorded, asked = [w["task_id"] for w in walks], [t.id for t in config.tasks()]
+    if recorded != asked:
+        raise ReplayError(f"{config.replay_from} explored other tasks ({len(recorded)} recorded, {len(asked)} asked; "
+                          "the same limit, split and filters give the same tasks)")
+
+
+def _bar_cost(replayed_step: dict[str, Any], recorded: dict[str, Any], previous: dict[str, Any] | None) -> dict[str, int] | None:
+    """What the replayed step's bar cost, as the recording paid it: nothing at step 0; the same when
+    the replay's bar is a cache hit (a drawn candidate took the expert's action, so it was one in the
+    recording too) or when neither is; where only the recording drew such a candidate, N rollouts:
+    that candidate's."""
+    if previous is None:
+        return None
+    if replayed_step["bar_rollouts"] == 0 or recorded["bar_rollouts"] > 0:
+        return recorded["bar_cost"]
+    taken = previous["candidate_costs"][previous["candidate_actions"].index(previous["expert_action"])]
+    return {**{key: taken[key] for key in _COST_FIELDS}, "cache_hits": 0}
+
+
+def replay_exploration(config) -> list[dict[str, Any]]:
+    """The walk records (walks.jsonl) that exploring with `config` gives, replayed from the finished
+    recording `config.replay_from` (the module's docstring says what is exact and what is not)."""
+    folder = Path(config.replay_from)
+    header, steps = read_recording(folder)
+    walks = list(read_jsonl(folder / "walks.jsonl"))
+    _check_replay_of(config, header, steps, walks)
+    settings = settings_of(config)
+    replayed = replay(steps, settings, spec(config.env).reward_range)
+    pairs = defaultdict(list)
+    for pair in replayed_pairs(folder, replayed, settings):
+        pairs[pair["task_id"]].append(pair)
+    recorded_steps = {(s["task_id"], s["step"]): s for s in steps}
+    records = []
+    for walk, record in zip(walks, replayed):
+        out_steps, previous = [], None
+        for step in record["steps"]:
+            recorded, k = recorded_steps[(step["task_id"], step["step"])], step["candidates"]
+            costs = recorded["candidate_costs"][:k]
+            bar = _bar_cost(step, recorded, previous)
+            paid = costs + ([bar] if bar else [])
+            prev_rewards = recorded["prev_rewards"] if step["step"] or settings.prev0 == "value" else []
+            out_steps.append({
+                "task_id": step["task_id"], "step": step["step"], "anchor": "expert", "candidates": k,
+                "distinct_actions": len(set(recorded["candidate_actions"][:k])), "rose": step["rose"],
+                "prev_value": step["prev_value"], "q_values": step["q_values"], "q_rewards": recorded["q_rewards"][:k],
+                "prev_rewards": prev_rewards,
+                **({"expert_action": recorded["expert_action"]} if "expert_action" in recorded else {}),
+                "candidate_turns": recorded["candidate_turns"][:k], "candidate_actions": recorded["candidate_actions"][:k],
+                "prompt_messages": recorded["prompt_messages"], "chosen_q": max(step["q_values"]),
+                "candidate_generated_tokens": sum(c["generated_tokens"] for c in costs),
+                "candidate_prompt_tokens": sum(c["prompt_tokens"] for c in costs),
+                **{key: sum(c[key] for c in paid) for key in _COST_FIELDS},
+                "bar_rollouts": bar["rollouts"] if bar else 0,
+                "candidate_costs": costs, "bar_cost": bar,
+            })
+            previous = recorded
+        values = list(walk["values"])
+        if settings.prev0 == "zero":
+            values[0] = 0.0
+        records.append({
+            "task_id": walk["task_id"], "strategy": settings.strategy, "end": walk["end"], "reward": walk["reward"],
+            "values": values, **{key: walk[key] for key in ("instruction", "turns", "observations", "messages")},
+            "initial_cost": walk["initial_cost"] if settings.prev0 == "value" else {},
+            "steps": out_steps, "pairs": pairs[walk["task_id"]],
+        })
+    return records

@@ -24,9 +24,10 @@ from typing import Any
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from rro.agent.trajectory import JsonlWriter, read_jsonl, write_json_atomic, write_jsonl_atomic
-from rro.config import ExploreConfig, guard_output_dir
+from rro.config import ConfigError, ExploreConfig, guard_output_dir
 from rro.envs.base import Task, spec
 from rro.explore.baselines import ipr_tasks, outcome_tasks
+from rro.explore.replay import ReplayError, replay_exploration
 from rro.explore.walk import walk_tasks
 from rro.rollout import SamplingConfig
 from rro.values import MonteCarloValues
@@ -35,7 +36,7 @@ from rro.workers import pending_chunks, run_chunks
 # Settings that change what exploration produces; an output folder holds one setting only.
 _IDENTITY = ("env", "split", "scheme", "backend", "model", "strategy", "rollouts", "max_candidates", "temperature",
              "rollout_temperature", "margin", "rise_at_max", "anchor", "pair_gap", "prev0", "on_no_rise", "tau", "max_steps",
-             "max_invalid_turns", "max_new_tokens", "seed", "icl_shots", "include_empty_dbs", "adaptive")
+             "max_invalid_turns", "max_new_tokens", "seed", "icl_shots", "include_empty_dbs", "adaptive", "replay_from")
 
 
 def _walk_record(walk, strategy: str) -> dict[str, Any]:
@@ -86,8 +87,8 @@ def summarize_steps(records: list[dict[str, Any]]) -> dict[str, Any]:
         "cache_hits": sum(step["cache_hits"] for step in steps),
         "rollouts_saved": sum(step.get("rollouts_saved", 0) for step in steps),
         # Real elapsed time: each chunk's wall time shared among its tasks. (Per-step `wall_s`
-        # overlaps across the tasks explored together, so it is not summed.)
-        "wall_seconds": sum(record.get("wall_s", 0.0) for record in records),
+        # overlaps across the tasks explored together, so it is not summed.) None when replayed.
+        "wall_seconds": sum(record["wall_s"] for record in records) if all("wall_s" in r for r in records) else None,
         "mean_final_reward": mean([record["reward"] for record in records]),
         "ends": dict(Counter(record["end"] for record in records)),
         "per_task": [{
@@ -151,6 +152,13 @@ def explore(config: ExploreConfig, policy=None) -> dict[str, Any]:
     walked = config.strategy in ("rising", "fixed")  # the strategies that anchor and rise_at_max apply to
     header = {"strategy": config.strategy, "model": config.model, "env": config.env, "split": config.split,
               "anchor": config.anchor if walked else None, "rise_at_max": config.rise_at_max if walked else None}
+    if config.replay_from is not None:  # nothing to sample: every record comes from the recording at once
+        try:
+            records = replay_exploration(config)
+        except ReplayError as err:
+            raise ConfigError(str(err)) from None
+        write_jsonl_atomic(walks_path, records)
+        return _write_outputs(out, records, {**header, "replayed_from": str(config.replay_from)})
 
     with JsonlWriter(walks_path) as writer, Progress(
         TextColumn("[bold]explore {task.fields[strategy]}[/bold]"), BarColumn(), MofNCompleteColumn(),

@@ -163,6 +163,10 @@ def _finish_step(walk: TaskWalk, settings: ExploreConfig, rule: RiseRule) -> Non
         # Costs include the bar's estimate when the expert anchor paid for it (bar_rollouts of them).
         **estimate_cost([c.estimate for c in walk.tried] + bar_cost),
         "bar_rollouts": sum(e.rollouts for e in bar_cost),
+        # The same costs per candidate and for the bar, so that a replay can count a shorter step's.
+        "candidate_costs": [{"generated_tokens": c.generated_tokens, "prompt_tokens": c.prompt_tokens,
+                             **estimate_cost([c.estimate])} for c in walk.tried],
+        "bar_cost": estimate_cost(bar_cost) if bar_cost else None,
         "wall_s": time.perf_counter() - walk.step_started,
     })
     walk.tried, walk.bar_estimate = [], None
