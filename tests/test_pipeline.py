@@ -46,7 +46,10 @@ dtype = "float32"
 epochs = 1
 precision = "fp32"
 activation_checkpointing = false
+"""
 
+# Both anchors: rising-expert replays fixed-expert's candidates (samples nothing).
+EXPERT_VARIANTS = """
 [variants.fixed-expert]
 strategy = "fixed"
 anchor = "expert"
@@ -60,7 +63,7 @@ replay_from = "fixed-expert"
 
 def test_pipeline_runs_every_stage_once_and_the_report_reads_it(tmp_path, rro_home):
     config_file = tmp_path / "run.toml"
-    config_file.write_text(TINY_RUN.format(output=tmp_path / "run"))
+    config_file.write_text(TINY_RUN.format(output=tmp_path / "run") + EXPERT_VARIANTS)
     config = load_config(PipelineConfig, config_file)
     results = run_pipeline(config)
     run = tmp_path / "run"
