@@ -142,7 +142,7 @@ class PolicyConfig(StrictModel):
     kv_block_size: int | None = Field(
         default=None, ge=1,
         description="vllm backend: tokens per KV-cache block, the granularity of prefix-cache hits; "
-                    "None = 32 on CPU (vLLM's CPU default of 128 made exploration 1.66x slower), vLLM's default on a GPU.")
+                    "None = 32 on CPU (vLLM's CPU default of 128 made exploration 1.3-1.7x slower), vLLM's default on a GPU.")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
         default="auto", description="Weights' type; auto: bf16 where the hardware has it.")
     device: str = Field(default="auto", description="Where the model runs: auto, cpu, cuda, cuda:1, ...")

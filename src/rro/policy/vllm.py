@@ -73,7 +73,7 @@ SMALL_MACHINE_CORES = 4
 # every turn of a rollout recomputes up to 127 tokens of the conversation it shares with the
 # previous turn. Rollout turns are short (~200 prompt tokens, ~15 generated on InterCode-SQL), so
 # that recomputation is most of the work: with 32-token blocks 91% of prompt tokens came from the
-# cache against 77%, and the same exploration ran 1.66x faster (bench/explore_throughput.py).
+# cache against 77%, and the same exploration ran 1.3-1.7x faster (bench/explore_throughput.py).
 CPU_KV_BLOCK_SIZE = 32
 
 
