@@ -40,7 +40,7 @@ from typing import Any
 from rro.agent.prompts import agent_message
 from rro.agent.trajectory import read_jsonl
 from rro.envs.base import spec
-from rro.explore.walk import RiseRule
+from rro.explore.walk import RiseRule, estimate_cost
 
 
 class ReplayError(ValueError):
@@ -204,8 +204,7 @@ def replayed_pairs(folder: Path, records: list[dict[str, Any]], settings: Replay
 _SAME_AS_RECORDING = ("env", "split", "scheme", "backend", "model", "rollouts", "temperature", "top_p",
                       "rollout_temperature", "max_steps", "max_invalid_turns", "max_new_tokens", "seed", "icl_shots",
                       "include_empty_dbs")
-_COST_FIELDS = ("rollouts", "env_steps", "rollout_generated_tokens", "rollout_prompt_tokens", "cache_hits", "exact",
-                "rollouts_saved")
+_COST_FIELDS = tuple(estimate_cost([]))  # what a run counts per estimate
 
 
 def settings_of(config) -> ReplaySettings:

@@ -145,10 +145,7 @@ def explore(config: ExploreConfig, policy=None) -> dict[str, Any]:
     out = Path(config.output)
     out.mkdir(parents=True, exist_ok=True)
     guard_output_dir(config, out, _IDENTITY)
-    tasks = config.tasks()
     walks_path = out / "walks.jsonl"
-    done = {record["task_id"]: record for record in read_jsonl(walks_path)}
-    chunks = pending_chunks(tasks, set(done), config.tasks_per_batch)
     walked = config.strategy in ("rising", "fixed")  # the strategies that anchor and rise_at_max apply to
     header = {"strategy": config.strategy, "model": config.model, "env": config.env, "split": config.split,
               "anchor": config.anchor if walked else None, "rise_at_max": config.rise_at_max if walked else None}
@@ -159,6 +156,9 @@ def explore(config: ExploreConfig, policy=None) -> dict[str, Any]:
             raise ConfigError(str(err)) from None
         write_jsonl_atomic(walks_path, records)
         return _write_outputs(out, records, {**header, "replayed_from": str(config.replay_from)})
+    tasks = config.tasks()
+    done = {record["task_id"]: record for record in read_jsonl(walks_path)}
+    chunks = pending_chunks(tasks, set(done), config.tasks_per_batch)
 
     with JsonlWriter(walks_path) as writer, Progress(
         TextColumn("[bold]explore {task.fields[strategy]}[/bold]"), BarColumn(), MofNCompleteColumn(),
