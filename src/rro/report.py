@@ -288,6 +288,15 @@ def plot_competence(points: list[dict[str, Any]], out: Path) -> list[dict[str, A
         left.plot(xs, [p["candidates_per_step"] for p in members], "o-", label=label)
         with_pairs = [p for p in members if p["rollouts_per_pair"] is not None]  # no pair: no cost per pair
         right.plot([p["mean_v0"] for p in with_pairs], [p["rollouts_per_pair"] for p in with_pairs], "o-", label=label)
+    # Checkpoints can share a mean V(s0) (every weak one sits at 0): name each at its first point.
+    names = {p["model"]: Path(p["model"]).name for p in points}
+    if len(set(names.values())) < len(names):
+        names = {model: model for model in names}
+    for model in names:
+        first = next(p for members in series.values() for p in members if p["model"] == model)
+        left.annotate(names[model], (first["mean_v0"], first["candidates_per_step"]), textcoords="offset points",
+                      xytext=(6, -3), fontsize=8)
+    left.margins(x=0.15)  # room for the names
     left.set(xlabel="competence: mean V(s0) on the explored tasks", ylabel="candidates per step",
              title="Sampling cost against competence")
     right.set(xlabel="competence: mean V(s0) on the explored tasks", ylabel="rollouts per pair",
