@@ -281,7 +281,7 @@ def plot_competence(points: list[dict[str, Any]], out: Path) -> list[dict[str, A
         label = f"{point['strategy']}, {point['anchor']} anchor" + (", ceiling" if point["rise_at_max"] else "") + \
             (" (replayed)" if point.get("replayed") else "")
         series.setdefault(label, []).append(point)
-    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4.6))
     for label, members in series.items():
         members = sorted(members, key=lambda p: p["mean_v0"])
         xs = [p["mean_v0"] for p in members]
@@ -301,8 +301,8 @@ def plot_competence(points: list[dict[str, Any]], out: Path) -> list[dict[str, A
              title="Sampling cost against competence")
     right.set(xlabel="competence: mean V(s0) on the explored tasks", ylabel="rollouts per pair",
               title="Cost of a pair against competence")
-    left.legend()
-    figure.tight_layout()
+    figure.legend(*left.get_legend_handles_labels(), loc="lower center", ncol=2, fontsize=9)  # off the points
+    figure.tight_layout(rect=(0, 0.02 + 0.05 * ((len(series) + 1) // 2), 1, 1))
     figure.savefig(out / "competence.png", dpi=120)
     plt.close(figure)
     return points
