@@ -99,3 +99,31 @@ def test_config_file_and_bad_fields(tmp_path):
 
     result = rro("eval", "--backend", "postgres", "-o", str(tmp_path / "x"))
     assert result.exit_code == 1 and "backend" in result.output
+
+
+def test_sigterm_stops_a_run_that_the_same_command_resumes(tmp_path, tiny_policy):
+    """`kill PID` or a scheduler's time limit: rro exits as from an error (so an in-process engine
+    shuts down, tests/test_policy_vllm.py), says how to go on, and the rerun finishes the work."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    out = tmp_path / "explore"
+    command = [str(Path(sys.executable).with_name("rro")), "explore", "--model", "tiny-random", "--dtype", "float32",
+               "--limit", "3", "--tasks-per-batch", "1", "--rollouts", "2", "--max-candidates", "2",
+               "--max-steps", "2", "--max-new-tokens", "8", "-o", str(out)]
+    run = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    walks = out / "walks.jsonl"
+    while run.poll() is None and time.time() < deadline and not (walks.exists() and walks.read_text().strip()):
+        time.sleep(0.05)
+    assert run.poll() is None, f"the run ended before it could be stopped: {run.stderr.read()[-2000:]}"
+    run.send_signal(signal.SIGTERM)
+    assert run.wait(timeout=120) == 128 + signal.SIGTERM
+    assert "rerun the same command to resume" in run.stderr.read()
+    assert 1 <= len(walks.read_text().splitlines()) < 3
+    rerun = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert len(walks.read_text().splitlines()) == 3

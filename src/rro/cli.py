@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -46,6 +48,14 @@ def _print_version(value: bool) -> None:
         raise typer.Exit()
 
 
+def _exit_on_sigterm(signum, frame) -> None:
+    # Python's default for SIGTERM ends the process on the spot: no `finally`, no atexit, so an
+    # in-process vLLM engine or a local Ray instance would be left running. Exiting normally
+    # releases them; what was finished is on disk, and the same command resumes from it.
+    console.print("[yellow]stopped by SIGTERM[/yellow]: finished work is saved; rerun the same command to resume")
+    raise SystemExit(128 + signum)
+
+
 @app.callback()
 def main(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show the libraries' own logs and progress bars "
@@ -57,6 +67,8 @@ def main(
     from rro import terminal
 
     terminal.configure(verbose)
+    if threading.current_thread() is threading.main_thread():  # only the main thread may set handlers
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)
 
 
 def _fail(message: str) -> None:

@@ -24,6 +24,7 @@ same requests reach a fresh engine in the same order; completions of one call ar
 
 from __future__ import annotations
 
+import atexit
 import gc
 import os
 import time
@@ -145,6 +146,11 @@ def engine_for(settings: EngineSettings):
     engine = _start_engine(settings)
     _engine = (settings, engine)
     return engine
+
+
+# The engine's processes outlive an interpreter that exits without shutting them down; `rro` turns
+# SIGTERM into an ordinary exit (rro.cli), so this also runs when a scheduler or `kill` stops it.
+atexit.register(release_engine)
 
 
 class VLLMPolicy:
