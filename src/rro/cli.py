@@ -50,8 +50,9 @@ def _print_version(value: bool) -> None:
 
 def _exit_on_sigterm(signum, frame) -> None:
     # Python's default for SIGTERM ends the process on the spot: no `finally`, no atexit, so an
-    # in-process vLLM engine or a local Ray instance would be left running. Exiting normally
-    # releases them; what was finished is on disk, and the same command resumes from it.
+    # in-process vLLM engine's processes would be left running. Exiting normally releases them;
+    # what was finished is on disk, and the same command resumes from it. (Ray, when workers start
+    # it, installs its own handler over this one and ends its processes itself.)
     console.print("[yellow]stopped by SIGTERM[/yellow]: finished work is saved; rerun the same command to resume")
     raise SystemExit(128 + signum)
 
