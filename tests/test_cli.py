@@ -107,19 +107,16 @@ def test_sigterm_stops_a_run_that_the_same_command_resumes(tmp_path, tiny_policy
     import signal
     import subprocess
     import sys
-    import time
     from pathlib import Path
+
+    from tests.interrupt import started_until_first_walk
 
     out = tmp_path / "explore"
     command = [str(Path(sys.executable).with_name("rro")), "explore", "--model", "tiny-random", "--dtype", "float32",
                "--limit", "3", "--tasks-per-batch", "1", "--rollouts", "2", "--max-candidates", "2",
                "--max-steps", "2", "--max-new-tokens", "8", "-o", str(out)]
-    run = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 300
+    run = started_until_first_walk(command, out, timeout=300)
     walks = out / "walks.jsonl"
-    while run.poll() is None and time.time() < deadline and not (walks.exists() and walks.read_text().strip()):
-        time.sleep(0.05)
-    assert run.poll() is None, f"the run ended before it could be stopped: {run.stderr.read()[-2000:]}"
     run.send_signal(signal.SIGTERM)
     assert run.wait(timeout=120) == 128 + signal.SIGTERM
     assert "rerun the same command to resume" in run.stderr.read()

@@ -191,24 +191,19 @@ def test_sigterm_shuts_the_engine_down(tmp_path, vllm_model):
     workers) end with it instead of holding the cores and memory (Python's default SIGTERM skips
     the engine's shutdown)."""
     import signal
-    import subprocess
     import sys
-    import time
     from pathlib import Path
 
     import psutil
 
+    from tests.interrupt import started_until_first_walk
+
     out = tmp_path / "explore"
-    run = subprocess.Popen([str(Path(sys.executable).with_name("rro")), "explore", "--model", vllm_model,
-                            "--policy-backend", "vllm", "--dtype", "float32", "--enforce-eager",
-                            "--gpu-memory-utilization", "0.1", "--limit", "3", "--tasks-per-batch", "1",
-                            "--rollouts", "2", "--max-candidates", "2", "--max-steps", "2", "--max-new-tokens", "8",
-                            "-o", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    walks = out / "walks.jsonl"
-    deadline = time.time() + 900
-    while run.poll() is None and time.time() < deadline and not (walks.exists() and walks.read_text().strip()):
-        time.sleep(0.1)
-    assert run.poll() is None, f"the run ended before it could be stopped: {run.stderr.read()[-2000:]}"
+    run = started_until_first_walk([str(Path(sys.executable).with_name("rro")), "explore", "--model", vllm_model,
+                                    "--policy-backend", "vllm", "--dtype", "float32", "--enforce-eager",
+                                    "--gpu-memory-utilization", "0.1", "--limit", "3", "--tasks-per-batch", "1",
+                                    "--rollouts", "2", "--max-candidates", "2", "--max-steps", "2",
+                                    "--max-new-tokens", "8", "-o", str(out)], out, timeout=900)
     engine = psutil.Process(run.pid).children(recursive=True)
     assert engine, "vLLM started no processes of its own"
     run.send_signal(signal.SIGTERM)

@@ -27,6 +27,7 @@ from rro.agent.trajectory import read_episodes
 from rro.config import EvalConfig, ExploreConfig, PipelineConfig, load_config
 from rro.evaluate import evaluate
 from rro.explore import explore
+from tests.interrupt import started_until_first_walk
 from tests.toy import TASKS, toy_task
 
 # Small enough for CI, large enough that the model's draws show: 2 candidates, 2 rollouts each.
@@ -182,14 +183,7 @@ def test_a_killed_driver_is_resumed_by_rerunning(tmp_path, intercode_reference):
     ray_or_skip()
     out = tmp_path / "driver"
     config = _write_toml(tmp_path / "explore.toml", {**INTERCODE, "tasks_per_batch": 1, "workers": 2, "output": out})
-    driver = subprocess.Popen([*RRO, "explore", "-c", str(config)], start_new_session=True,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.time() + 600
-    while driver.poll() is None and time.time() < deadline:
-        if (out / "walks.jsonl").exists() and (out / "walks.jsonl").read_text().count("\n") >= 1:
-            break
-        time.sleep(0.05)
-    assert driver.poll() is None, f"the run ended before it could be killed: {driver.stderr.read().decode()[-2000:]}"
+    driver = started_until_first_walk([*RRO, "explore", "-c", str(config)], out, timeout=600, start_new_session=True)
     os.killpg(driver.pid, signal.SIGKILL)  # the driver, and the local Ray instance it started
     driver.wait()
     assert 1 <= len(walks(out)) < 4
