@@ -23,6 +23,8 @@ CANDIDATES = {  # four draws per state; duplicates and the expert's own action a
     ("3", ()): ["a", "e", "d", "a"],  # not the expert's b: the next bar is paid for, whatever K
     ("3", ("b",)): ["g", "c", "submit", "e"],
     ("3", ("b", "g")): ["submit", "c", "submit", "a"],
+    ("4", ()): ["d", "b", "d", "c"],  # the expert's own action first: IPR's estimate of it is reused
+    ("4", ("d",)): ["a", "submit", "g", "c"],
 }
 # The first word of each rollout from a state (then submit): Q depends on N. No script leads into
 # another scripted state, so rollout i from a state is the same draw in every run (as a seed makes it).
@@ -48,13 +50,15 @@ def toy_tasks():
     toy_task("1", REWARDS, expert=["c", "d"])
     toy_task("2", REWARDS, expert=["g"])
     toy_task("3", REWARDS, expert=["b", "g"])
+    toy_task("4", REWARDS, expert=["d"])
     yield
     TASKS.clear()
 
 
 def explore_toy(out, **settings):
+    settings = {"anchor": "expert", **settings} if settings.get("strategy") != "ipr" else settings
     config = ExploreConfig(env="toy", model="scripted", output=out, temperature=EXPLORE_T, rollout_temperature=ROLLOUT_T,
-                           icl_shots=0, anchor="expert", **settings)
+                           icl_shots=0, **settings)
     explore(config, policy=ScriptedPolicy(CANDIDATES, SCRIPTS))
     read = lambda name: [json.loads(line) for line in (out / name).read_text().splitlines()]  # noqa: E731
     return json.loads((out / "stats.json").read_text()), read("walks.jsonl"), read("steps.jsonl")
@@ -195,3 +199,34 @@ def test_a_replay_that_would_differ_from_running_is_refused(tmp_path, recording)
     refused("explored other tasks", limit=1)
     with pytest.raises(ValueError, match="replays expert-anchored explorations only"):
         ExploreConfig(env="toy", anchor="policy", replay_from=tmp_path / "recording", output=tmp_path / "x")
+
+
+@pytest.mark.parametrize("tau", [0.0, 0.5])
+def test_a_replayed_ipr_folder_equals_the_explored_one(tmp_path, recording, tau):
+    """IPR from a fixed, expert-anchored recording: its candidate 0 and next bar at each expert prefix,
+    costs as IPR pays them (the expert's exact submit at the end; a candidate that took the expert's
+    action a cache hit), field for field as running ipr writes them but for timings."""
+    stats, walks, steps = explore_toy(tmp_path / "run", strategy="ipr", rollouts=3, tau=tau)
+    replayed_stats, replayed_walks, replayed_steps = explore_toy(tmp_path / "replayed", strategy="ipr", rollouts=3,
+                                                                 tau=tau, replay_from=tmp_path / "recording")
+    assert without_timings(replayed_walks) == without_timings(walks)
+    assert without_timings([{"steps": replayed_steps}]) == without_timings([{"steps": steps}])
+    assert (tmp_path / "replayed" / "pairs.jsonl").read_text() == (tmp_path / "run" / "pairs.jsonl").read_text()
+    assert replayed_stats.pop("replayed_from") == str(tmp_path / "recording")
+    assert replayed_stats.pop("wall_seconds") is None and stats.pop("wall_seconds") > 0
+    assert replayed_stats == stats
+    # the cases that cost differently: a reused bar, a cache hit on the expert's action, exact submits
+    _, recorded = recording
+    assert any(s["bar_rollouts"] == 0 for s in recorded if s["step"] > 0)
+    assert any(s["cache_hits"] and not s["exact"] for s in steps) and any(s["exact"] for s in steps)
+    assert 0 < stats["pairs"] < stats["steps"]
+
+
+def test_ipr_is_not_replayed_from_a_walk_that_did_not_submit(tmp_path):
+    from rro.config import ConfigError
+
+    explore_toy(tmp_path / "short", strategy="fixed", max_candidates=2, rollouts=3, max_steps=1)
+    with pytest.raises(ConfigError, match="task 1: the expert's walk ended 'max_steps', not by submitting"):
+        explore_toy(tmp_path / "ipr", strategy="ipr", rollouts=3, max_steps=1, replay_from=tmp_path / "short")
+    with pytest.raises(ValueError, match="cannot replay outcome"):
+        ExploreConfig(env="toy", strategy="outcome", replay_from=tmp_path / "short", output=tmp_path / "x")

@@ -37,6 +37,7 @@ def test_variants_run_beside_the_strategies_with_their_own_explore_settings(tmp_
     ({"rising": {"strategy": "rising"}}, "already a method"),
     ({"eval-sft": {"strategy": "rising"}}, "already a method or a folder"),
     ({"fixed": {"strategy": "rising"}}, "already a method or a folder"),  # a strategy's folder, run or not
+    ({"sft": {"strategy": "sft"}}, "already a method or a folder"),
     ({"Rising Expert": {"strategy": "rising"}}, "a method name is lower-case"),
     ({"x": {"strategy": "rising", "anchor": "nowhere"}}, r"variants.x.anchor"),
     ({"x": {"strategy": "ipr", "anchor": "expert"}}, "applies to the rising and fixed strategies"),
@@ -60,13 +61,14 @@ def test_compare_large_explores_the_same_tasks_with_both_anchors(tmp_path):
 
     config = load_config(PipelineConfig, Path(__file__).parents[1] / "configs" / "compare-large.toml")
     stages, methods = plan(config)
-    assert [m["method"] for m in methods] == ["sft", "rising", "fixed", "ipr", "fixed-expert", "rising-expert"]
+    assert [m["method"] for m in methods] == ["sft", "rising", "fixed", "fixed-expert", "rising-expert", "ipr"]
     explores = [stage.config for stage in stages if stage.name.startswith("explore-")]
     assert {(c.strategy, c.anchor) for c in explores} == {("rising", "policy"), ("fixed", "policy"), ("ipr", "policy"),
                                                           ("rising", "expert"), ("fixed", "expert")}
     assert {(c.limit, c.rollouts, c.max_candidates, c.seed, c.split) for c in explores} == {(200, 2, 3, 0, "train")}
-    replayed = {c.strategy: c.replay_from for c in explores if c.anchor == "expert"}
-    assert replayed == {"fixed": None, "rising": Path("runs/compare-large/fixed-expert/iter1/explore")}
+    replayed = {c.strategy: c.replay_from for c in explores if c.anchor == "expert" or c.strategy == "ipr"}
+    recording = Path("runs/compare-large/fixed-expert/iter1/explore")
+    assert replayed == {"fixed": None, "rising": recording, "ipr": recording}
     dpos = [stage.config.model_dump(exclude={"pairs", "output"}) for stage in stages if stage.name.startswith("dpo-")]
     assert len(dpos) == 5 and all(d == dpos[0] for d in dpos)  # the same DPO settings for every method
     evals = [stage.config for stage in stages if stage.name.startswith("eval-")]
@@ -83,6 +85,15 @@ def test_a_variant_replays_a_method_explored_before_it(tmp_path):
     assert explores["explore-fixed-expert-1"].replay_from is None
     names = [stage.name for stage in stages]
     assert names.index("explore-fixed-expert-1") < names.index("explore-rising-expert-1")
+
+
+def test_ipr_left_out_of_the_strategies_comes_back_replayed_under_its_own_name(tmp_path):
+    config = pipeline(tmp_path, strategies=["fixed"], variants={"fixed-expert": {"strategy": "fixed", "anchor": "expert"},
+                                                                "ipr": {"strategy": "ipr", "replay_from": "fixed-expert"}})
+    stages, methods = plan(config)
+    (ipr,) = [stage.config for stage in stages if stage.name == "explore-ipr-1"]
+    assert (ipr.strategy, ipr.replay_from) == ("ipr", tmp_path / "run" / "fixed-expert" / "iter1" / "explore")
+    assert [m["method"] for m in methods] == ["sft", "fixed", "fixed-expert", "ipr"]
 
 
 @pytest.mark.parametrize("fields, message", [

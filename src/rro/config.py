@@ -272,7 +272,7 @@ class ExploreConfig(TaskSelection, PolicyConfig, WorkersConfig):
     adaptive: bool = Field(default=False, description="Stop a candidate's rollouts once it cannot rise.")
     replay_from: Path | None = Field(default=None, description=(
         "Sample nothing: replay a finished fixed, expert-anchored exploration of the same model and tasks with at "
-        "least these K and the same N, under this strategy's settings (rro.explore.replay). Expert anchor only."))
+        "least these K and the same N, under this strategy's settings (rro.explore.replay). Expert anchor, or ipr."))
     tasks_per_batch: int = Field(default=8, ge=1, description="Tasks explored together (one resumable chunk).")
     output: Path = Field(description="Output folder (pairs.jsonl, walks.jsonl, steps.jsonl, stats.json).",
                          json_schema_extra=OUTPUT)
@@ -282,7 +282,10 @@ class ExploreConfig(TaskSelection, PolicyConfig, WorkersConfig):
         if self.anchor == "expert" and self.strategy not in ("rising", "fixed"):
             raise ValueError(f"anchor = 'expert' applies to the rising and fixed strategies, not {self.strategy!r} "
                              "(ipr already walks the expert trajectory)")
-        if self.replay_from is not None and self.anchor != "expert":
+        if self.replay_from is not None and self.strategy == "outcome":
+            raise ValueError("replay_from cannot replay outcome: it samples whole trajectories, not candidates "
+                             "at the expert's prefixes")
+        if self.replay_from is not None and self.strategy != "ipr" and self.anchor != "expert":
             raise ValueError("replay_from replays expert-anchored explorations only (anchor = 'expert'): with the "
                              "policy anchor the states depend on the candidates chosen")
         return self

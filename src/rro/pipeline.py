@@ -169,7 +169,8 @@ def _walk_settings(config: ExploreConfig) -> dict[str, Any]:
 
 
 _METHOD_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]*")
-_RUN_ENTRIES = ("sft", "eval-sft", "stages", "experts", "rising", "fixed", "ipr", "outcome")  # taken in RUN/
+_STRATEGY_FOLDERS = ("rising", "fixed", "ipr", "outcome")
+_RUN_ENTRIES = ("sft", "eval-sft", "stages", "experts", *_STRATEGY_FOLDERS)  # taken in RUN/
 
 
 def _explorations(config: PipelineConfig) -> list[tuple[str, str, str, dict[str, Any]]]:
@@ -180,10 +181,12 @@ def _explorations(config: PipelineConfig) -> list[tuple[str, str, str, dict[str,
         table = f"variants.{name}"
         if not _METHOD_NAME.fullmatch(name):
             raise ConfigError(f"[{table}]: a method name is lower-case letters, digits, '-', '_' or '.'")
-        if name in config.strategies or name in _RUN_ENTRIES:
-            raise ConfigError(f"[{table}]: {name!r} is already a method or a folder of this run; name the variant apart")
         if "strategy" not in variant:
             raise ConfigError(f"[{table}] needs a strategy (rising, fixed, ipr or outcome)")
+        # A strategy left out of `strategies` may come back as a variant of its own name (e.g. a replayed ipr).
+        own_folder = name == variant["strategy"] and name in _STRATEGY_FOLDERS
+        if name in config.strategies or (name in _RUN_ENTRIES and not own_folder):
+            raise ConfigError(f"[{table}]: {name!r} is already a method or a folder of this run; name the variant apart")
         settings = {key: value for key, value in variant.items() if key != "strategy"}
         found.append((name, variant["strategy"], table, {**config.explore, **settings}))
     return found

@@ -26,6 +26,10 @@ bar Q(previous prefix, expert action) is a cache hit in the recording when one o
 candidates took the expert's action, so its rollouts continued that candidate's turn (its own
 thought); a replay that did not draw that candidate counts those rollouts as its bar, where a run
 would roll out from the expert's turn.
+
+`ipr` walks the same prefixes, so a recording replays it as well (`_replay_ipr`): its one policy
+action is candidate 0, and Q(prefix, expert action) the next step's bar (the same approximation
+applies where that bar reused a candidate's rollouts).
 """
 
 from __future__ import annotations
@@ -215,11 +219,11 @@ def settings_of(config) -> ReplaySettings:
 
 def _check_replay_of(config, header: dict[str, Any], steps: list[dict[str, Any]], walks: list[dict[str, Any]]) -> None:
     """Refuse to replay `config` from a recording that would not give what running it gives."""
-    if config.strategy not in ("rising", "fixed") or config.anchor != "expert":
-        raise ReplayError("only rising and fixed explorations with anchor = 'expert' can be replayed")
-    if config.adaptive:
+    if config.strategy == "outcome" or (config.strategy != "ipr" and config.anchor != "expert"):
+        raise ReplayError("only ipr, and rising and fixed explorations with anchor = 'expert', can be replayed")
+    if config.adaptive and config.strategy != "ipr":  # ipr has no bars, so adaptive changes nothing there
         raise ReplayError("a replayed exploration runs full rollouts: set adaptive = false")
-    if config.on_no_rise != "continue":
+    if config.on_no_rise != "continue" and config.strategy != "ipr":
         raise ReplayError("a replayed exploration continues where nothing rises (on_no_rise = 'continue'): "
                           "a stopped walk's record ends where the recording's goes on")
     wanted = config.model_dump(mode="json")
@@ -228,7 +232,9 @@ def _check_replay_of(config, header: dict[str, Any], steps: list[dict[str, Any]]
     if differing:
         raise ReplayError(f"the recording {config.replay_from} explored with other settings: {'; '.join(differing)} "
                           "(a replay keeps N: costs are counted per rollout)")
-    check_recording(header, steps, settings_of(config))
+    # ipr draws one candidate per state and has no V(s0) to read
+    check_recording(header, steps, ReplaySettings("fixed", 1, config.rollouts, prev0="zero")
+                    if config.strategy == "ipr" else settings_of(config))
     if steps and "candidate_costs" not in steps[0]:
         raise ReplayError(f"{config.replay_from} records no per-candidate costs: explore it again with this version")
     recorded, asked = [w["task_id"] for w in walks], [t.id for t in config.tasks()]
@@ -257,6 +263,8 @@ def replay_exploration(config) -> list[dict[str, Any]]:
     header, steps = read_recording(folder)
     walks = list(read_jsonl(folder / "walks.jsonl"))
     _check_replay_of(config, header, steps, walks)
+    if config.strategy == "ipr":
+        return _replay_ipr(config, steps, walks)
     settings = settings_of(config)
     replayed = replay(steps, settings, spec(config.env).reward_range)
     pairs = defaultdict(list)
@@ -296,4 +304,64 @@ def replay_exploration(config) -> list[dict[str, Any]]:
             "initial_cost": walk["initial_cost"] if settings.prev0 == "value" else {},
             "steps": out_steps, "pairs": pairs[walk["task_id"]],
         })
+    return records
+
+
+def _replay_ipr(config, steps: list[dict[str, Any]], walks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What `strategy = "ipr"` explores (rro.explore.baselines.ipr_tasks), from a fixed, expert-anchored
+    recording: IPR's one policy action at an expert prefix is the recording's candidate 0 there (the
+    same seed), and Q(prefix, expert action) is the recording's next bar; after the expert's last
+    action, a submit, it is the exact reward the walk ended with. Costs are counted as IPR pays
+    them: the expert's estimate first, so a candidate that took the expert's action is a cache hit."""
+    terminal = spec(config.env).terminal_actions
+    by_task: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for step in steps:
+        by_task[step["task_id"]].append(step)
+    records = []
+    for walk in walks:
+        task_steps = sorted(by_task[walk["task_id"]], key=lambda s: s["step"])
+        last_action = task_steps[-1].get("expert_action") if task_steps else None
+        if task_steps and (walk["end"] != "submitted" or (last_action or "").strip().lower() not in terminal):
+            raise ReplayError(f"task {walk['task_id']}: the expert's walk ended {walk['end']!r}, not by submitting, "
+                              "so the value of its last action was never estimated; explore ipr instead")
+        out_steps, pairs, values = [], [], []
+        for recorded, following in zip(task_steps, [*task_steps[1:], None]):
+            expert_action = recorded["expert_action"]
+            if following is not None:  # Q(this prefix, expert action) is the next step's bar
+                q_expert = _mean_of_first(following["prev_rewards"], config.rollouts)
+                if following["bar_rollouts"] > 0:
+                    expert_cost = following["bar_cost"]
+                else:  # the bar reused a candidate that took the expert's action: IPR pays those rollouts
+                    taken = recorded["candidate_costs"][recorded["candidate_actions"].index(expert_action)]
+                    expert_cost = {**{key: taken[key] for key in _COST_FIELDS}, "cache_hits": 0}
+            else:  # the expert's submit, scored exactly by replaying the walk: one episode, no generation
+                q_expert = walk["reward"]
+                expert_cost = {**dict.fromkeys(_COST_FIELDS, 0), "rollouts": 1, "env_steps": recorded["step"] + 1,
+                               "exact": 1}
+            turn, action, cost = (recorded["candidate_turns"][0], recorded["candidate_actions"][0],
+                                  recorded["candidate_costs"][0])
+            q_agent = _mean_of_first(recorded["q_rewards"][0], config.rollouts)
+            if action == expert_action:  # the expert's estimate, reused
+                q_agent = q_expert
+                agent_cost = {**dict.fromkeys(_COST_FIELDS, 0), "cache_hits": 1, "exact": expert_cost["exact"]}
+            else:
+                agent_cost = {key: cost[key] for key in _COST_FIELDS}
+            expert_turn = walk["turns"][recorded["step"]]
+            if action != expert_action and q_expert - q_agent > config.tau:
+                pairs.append({
+                    "prompt": walk["messages"][:recorded["prompt_messages"]],
+                    "chosen": [agent_message(expert_turn)], "rejected": [agent_message(turn)],
+                    "task_id": walk["task_id"], "env": config.env, "step": recorded["step"],
+                    "q_chosen": q_expert, "q_rejected": q_agent, "prev_value": None, "strategy": "ipr",
+                })
+            out_steps.append({
+                "task_id": walk["task_id"], "step": recorded["step"], "candidates": 1, "distinct_actions": 1,
+                "rose": None, "q_values": [q_agent], "chosen_q": q_expert, "candidate_turns": [turn],
+                "candidate_actions": [action], "candidate_generated_tokens": cost["generated_tokens"],
+                "candidate_prompt_tokens": cost["prompt_tokens"],
+                **{key: expert_cost[key] + agent_cost[key] for key in _COST_FIELDS},
+            })
+            values.append(q_expert)
+        records.append({"task_id": walk["task_id"], "strategy": "ipr", "steps": out_steps, "pairs": pairs,
+                        "values": values, "end": walk["end"], "reward": walk["reward"], "turns": walk["turns"]})
     return records
