@@ -28,6 +28,7 @@ from rro.explore.replay import ReplaySettings, read_recording, replay, replayed_
 from rro.pipeline import train_dpo_stage
 from rro.policy import release_engines
 from rro.report import interval
+from rro.terminal import quiet_libraries
 
 
 def cell_pairs(ablations: Path, cell: dict, out: Path) -> Path:
@@ -69,6 +70,7 @@ def main() -> None:
     parser.add_argument("--policy-backend", choices=["hf", "vllm"], default="hf")
     parser.add_argument("-o", "--output", type=Path, default=Path("runs/ablation-dpo"))
     args = parser.parse_args()
+    quiet_libraries()  # rro's own output only, as the CLI shows it
 
     cells = {c["cell"]: c for c in json.loads((args.ablations / "ablations.json").read_text())["cells"]}
     unknown = [name for name in args.cells if name not in cells]

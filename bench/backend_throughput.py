@@ -24,6 +24,7 @@ from rro.envs.base import spec
 from rro.envs.intercode_sql import load_tasks
 from rro.policy import load_policy, release_engines
 from rro.rollout import EpisodeRequest, SamplingConfig, run_episodes, run_expert_episode
+from rro.terminal import quiet_libraries
 
 
 def expert_states(tasks, prefix_turns: int, max_steps: int) -> list[EpisodeRequest]:
@@ -81,6 +82,7 @@ def main() -> None:
     parser.add_argument("--icl-shots", type=int, default=1)
     parser.add_argument("--gpu-memory-utilization", type=float, default=None)
     args = parser.parse_args()
+    quiet_libraries()  # rro's own output only, as the CLI shows it
 
     states = expert_states(load_tasks("train")[: args.tasks], args.prefix_turns, args.max_steps)
     requests = [state for state in states for _ in range(args.rollouts)]

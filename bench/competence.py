@@ -23,9 +23,10 @@ from pathlib import Path
 from rro.config import ExploreConfig
 from rro.envs.base import spec
 from rro.explore import explore
-from rro.policy import release_engines
 from rro.explore.replay import ReplaySettings, competence_point
+from rro.policy import release_engines
 from rro.report import competence_points, competence_table, plot_competence
+from rro.terminal import quiet_libraries
 
 
 def reusable_recording(folder: Path, config: ExploreConfig) -> bool:
@@ -59,6 +60,7 @@ def main() -> None:
     parser.add_argument("--dtype", default="auto")
     parser.add_argument("-o", "--output", type=Path, default=Path("runs/competence"))
     args = parser.parse_args()
+    quiet_libraries()  # rro's own output only, as the CLI shows it
 
     points = []
     for model in args.models:

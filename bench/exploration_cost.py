@@ -19,6 +19,7 @@ from pathlib import Path
 
 from rro.config import ExploreConfig
 from rro.explore import explore
+from rro.terminal import quiet_libraries
 
 
 def per(value, count):
@@ -38,6 +39,7 @@ def main() -> None:
     parser.add_argument("--hardness", nargs="*", default=[], help="only train tasks of these hardness levels")
     parser.add_argument("-o", "--output", type=Path, default=Path("runs/bench-exploration"))
     args = parser.parse_args()
+    quiet_libraries()  # rro's own output only, as the CLI shows it
 
     common = dict(model=args.model, split="train", limit=args.tasks, rollouts=args.rollouts, max_candidates=args.k,
                   max_steps=args.max_steps, max_new_tokens=args.max_new_tokens, backend=args.backend, seed=0, hardness=args.hardness)

@@ -47,6 +47,7 @@ from rro.config import ExploreConfig
 from rro.envs.base import spec
 from rro.explore import explore
 from rro.explore.replay import ReplaySettings, check_recording, read_recording, replay, summarize
+from rro.terminal import quiet_libraries
 
 AXES = ("rise_at_max", "anchor", "margin", "prev0", "rollouts", "max_candidates", "on_no_rise")
 
@@ -112,6 +113,7 @@ def main() -> None:
     parser.add_argument("--policy-backend", choices=["hf", "vllm"], default="hf")
     parser.add_argument("-o", "--output", type=Path, default=Path("runs/ablations"))
     args = parser.parse_args()
+    quiet_libraries()  # rro's own output only, as the CLI shows it
 
     common = dict(env=args.env, model=args.model, split="train", limit=args.tasks, hardness=args.hardness,
                   max_steps=args.max_steps, max_new_tokens=args.max_new_tokens, tasks_per_batch=args.tasks_per_batch,

@@ -28,6 +28,7 @@ import torch
 
 from rro.config import ExploreConfig
 from rro.explore import explore
+from rro.terminal import quiet_libraries
 
 
 def records(out: Path) -> dict[str, dict]:
@@ -56,6 +57,7 @@ def main() -> None:
     parser.add_argument("--ray-address", default=None)
     parser.add_argument("-o", "--output", type=Path, default=Path("runs/bench-scaling"))
     args = parser.parse_args()
+    quiet_libraries()  # rro's own output only, as the CLI shows it
     # One worker runs in this process and gets every core, as k workers share them (rro.workers
     # gives each cores / k threads), whatever OMP_NUM_THREADS says.
     torch.set_num_threads(os.cpu_count() or 1)

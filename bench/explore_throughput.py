@@ -29,6 +29,7 @@ from pathlib import Path
 
 from rro.config import ExploreConfig
 from rro.explore import explore
+from rro.terminal import quiet_libraries
 
 
 def prompt_cache(policy) -> tuple[int, int]:
@@ -53,6 +54,7 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=128)
     parser.add_argument("-o", "--output", type=Path, default=Path("runs/bench-throughput"))
     args = parser.parse_args()
+    quiet_libraries()  # rro's own output only, as the CLI shows it
 
     def config(block: int | None, size: int) -> ExploreConfig:
         return ExploreConfig(model=args.model, policy_backend=args.policy_backend, kv_block_size=block, split="train",

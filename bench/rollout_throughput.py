@@ -18,6 +18,7 @@ from rro.envs import make
 from rro.envs.intercode_sql import load_tasks
 from rro.policy.hf import HFPolicy
 from rro.rollout import EpisodeRequest, SamplingConfig, run_episodes
+from rro.terminal import quiet_libraries
 
 
 class RecordingPolicy:
@@ -48,6 +49,7 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument("--temperature", type=float, default=1.0)
     args = parser.parse_args()
+    quiet_libraries()  # rro's own output only, as the CLI shows it
 
     policy = HFPolicy(args.model, dtype=args.dtype)
     tasks = load_tasks("test")[: args.tasks]

@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 
 from rro.config import SftConfig
+from rro.terminal import quiet_libraries
 from rro.train.sft import sft
 
 VARIANTS = {
@@ -31,6 +32,7 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=16)
     parser.add_argument("--model", default="smollm2-135m")
     args = parser.parse_args()
+    quiet_libraries()  # rro's own output only, as the CLI shows it
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name, settings in VARIANTS.items():
