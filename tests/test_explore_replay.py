@@ -158,17 +158,24 @@ FOLDER_SETTINGS = [s for s in SETTINGS if s.rollouts == 3 and s.on_no_rise == "c
 def test_a_replayed_exploration_folder_equals_the_explored_one(tmp_path, recording, settings):
     """`replay_from`: walks, steps, pairs and statistics as running the settings writes them, field for
     field (costs per candidate and bar included), but for timings."""
-    chosen = dict(strategy=settings.strategy, max_candidates=settings.max_candidates, rollouts=settings.rollouts,
-                  margin=settings.margin, rise_at_max=settings.rise_at_max, prev0=settings.prev0)
-    stats, walks, steps = explore_toy(tmp_path / "run", **chosen)
+    explored_and_replayed_alike(tmp_path, strategy=settings.strategy, max_candidates=settings.max_candidates,
+                                rollouts=settings.rollouts, margin=settings.margin, rise_at_max=settings.rise_at_max,
+                                prev0=settings.prev0)
+
+
+def explored_and_replayed_alike(tmp_path, **settings):
+    """Explore `settings` and replay them from tmp_path/recording: the same folder but for timings and
+    `replayed_from`. Returns the explored folder's statistics and steps."""
+    stats, walks, steps = explore_toy(tmp_path / "run", **settings)
     replayed_stats, replayed_walks, replayed_steps = explore_toy(tmp_path / "replayed", replay_from=tmp_path / "recording",
-                                                                 **chosen)
+                                                                 **settings)
     assert without_timings(replayed_walks) == without_timings(walks)
     assert without_timings([{"steps": replayed_steps}]) == without_timings([{"steps": steps}])
     assert (tmp_path / "replayed" / "pairs.jsonl").read_text() == (tmp_path / "run" / "pairs.jsonl").read_text()
     assert replayed_stats.pop("replayed_from") == str(tmp_path / "recording")
     assert replayed_stats.pop("wall_seconds") is None and stats.pop("wall_seconds") > 0
     assert replayed_stats == stats
+    return stats, steps
 
 
 def test_the_folder_grid_covers_the_bar_cases(tmp_path, recording):
@@ -206,15 +213,7 @@ def test_a_replayed_ipr_folder_equals_the_explored_one(tmp_path, recording, tau)
     """IPR from a fixed, expert-anchored recording: its candidate 0 and next bar at each expert prefix,
     costs as IPR pays them (the expert's exact submit at the end; a candidate that took the expert's
     action a cache hit), field for field as running ipr writes them but for timings."""
-    stats, walks, steps = explore_toy(tmp_path / "run", strategy="ipr", rollouts=3, tau=tau)
-    replayed_stats, replayed_walks, replayed_steps = explore_toy(tmp_path / "replayed", strategy="ipr", rollouts=3,
-                                                                 tau=tau, replay_from=tmp_path / "recording")
-    assert without_timings(replayed_walks) == without_timings(walks)
-    assert without_timings([{"steps": replayed_steps}]) == without_timings([{"steps": steps}])
-    assert (tmp_path / "replayed" / "pairs.jsonl").read_text() == (tmp_path / "run" / "pairs.jsonl").read_text()
-    assert replayed_stats.pop("replayed_from") == str(tmp_path / "recording")
-    assert replayed_stats.pop("wall_seconds") is None and stats.pop("wall_seconds") > 0
-    assert replayed_stats == stats
+    stats, steps = explored_and_replayed_alike(tmp_path, strategy="ipr", rollouts=3, tau=tau)
     # the cases that cost differently: a reused bar, a cache hit on the expert's action, exact submits
     _, recorded = recording
     assert any(s["bar_rollouts"] == 0 for s in recorded if s["step"] > 0)
