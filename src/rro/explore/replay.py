@@ -93,17 +93,21 @@ def check_recording(header: dict[str, Any], steps: list[dict[str, Any]], setting
         raise ReplayError("the recording's steps.jsonl has no rollout rewards (q_rewards): explore it again")
 
 
+def _steps_by_task(steps: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """A recording's step records grouped by task (in the recording's task order), each in step order."""
+    by_task: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for step in steps:
+        by_task[step["task_id"]].append(step)
+    return {task_id: sorted(task_steps, key=lambda s: s["step"]) for task_id, task_steps in by_task.items()}
+
+
 def replay(steps: list[dict[str, Any]], settings: ReplaySettings, reward_range: tuple[float, float]) -> list[dict[str, Any]]:
     """Replay every task of a recording (its steps.jsonl records); one record per task with its
     replayed steps (candidates, q_values, rose, prev_value, rollouts, bar_rollouts) and pairs."""
     rule = RiseRule(settings.margin, reward_range[1] if settings.rise_at_max else None)
     k, n = settings.max_candidates, settings.rollouts
-    by_task: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for step in steps:
-        by_task[step["task_id"]].append(step)
     records = []
-    for task_id, task_steps in by_task.items():
-        task_steps.sort(key=lambda s: s["step"])
+    for task_id, task_steps in _steps_by_task(steps).items():
         initial_rollouts = n if settings.prev0 == "value" else 0
         replayed, pairs, previous_actions, previous_expert_action = [], [], set(), None
         for recorded in task_steps:
@@ -218,9 +222,8 @@ def settings_of(config) -> ReplaySettings:
 
 
 def _check_replay_of(config, header: dict[str, Any], steps: list[dict[str, Any]], walks: list[dict[str, Any]]) -> None:
-    """Refuse to replay `config` from a recording that would not give what running it gives."""
-    if config.strategy == "outcome" or (config.strategy != "ipr" and config.anchor != "expert"):
-        raise ReplayError("only ipr, and rising and fixed explorations with anchor = 'expert', can be replayed")
+    """Refuse to replay `config` from a recording that would not give what running it gives (an
+    `outcome` or policy-anchored config with `replay_from` is refused by ExploreConfig itself)."""
     if config.adaptive and config.strategy != "ipr":  # ipr has no bars, so adaptive changes nothing there
         raise ReplayError("a replayed exploration runs full rollouts: set adaptive = false")
     if config.on_no_rise != "continue" and config.strategy != "ipr":
@@ -314,12 +317,10 @@ def _replay_ipr(config, steps: list[dict[str, Any]], walks: list[dict[str, Any]]
     action, a submit, it is the exact reward the walk ended with. Costs are counted as IPR pays
     them: the expert's estimate first, so a candidate that took the expert's action is a cache hit."""
     terminal = spec(config.env).terminal_actions
-    by_task: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for step in steps:
-        by_task[step["task_id"]].append(step)
+    by_task = _steps_by_task(steps)
     records = []
     for walk in walks:
-        task_steps = sorted(by_task[walk["task_id"]], key=lambda s: s["step"])
+        task_steps = by_task.get(walk["task_id"], [])
         last_action = task_steps[-1].get("expert_action") if task_steps else None
         if task_steps and (walk["end"] != "submitted" or (last_action or "").strip().lower() not in terminal):
             raise ReplayError(f"task {walk['task_id']}: the expert's walk ended {walk['end']!r}, not by submitting, "
