@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import shutil
 
 import pytest
 
@@ -111,6 +112,11 @@ def test_pipeline_runs_every_stage_once_and_the_report_reads_it(tmp_path, rro_ho
     for name in ("results.md", "paired.md", "candidates_per_step.png", "cost_vs_reward.png", "rising_by_third.png"):
         assert (out / name).stat().st_size > 0
     assert "fixed − sft" in table
+
+    # A run moved elsewhere (e.g. a record committed without its weights) reports the same from there.
+    moved = tmp_path / "elsewhere" / "run"
+    shutil.move(run, moved)
+    assert write_report([moved], tmp_path / "report-moved", resamples=200) == table
 
 
 def test_pipeline_config_errors_name_the_table_and_field(tmp_path):

@@ -49,6 +49,28 @@ def _json(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
+def read_results(run: Path) -> dict[str, Any]:
+    """A run's `results.json`, its folders re-rooted at `run`: a run that was moved or copied since
+    it ran (e.g. a record committed without its weights) reports from where it is now."""
+    results = _json(run / "results.json")
+    recorded = Path(results["run"])
+
+    def here(folder: str) -> str:
+        try:
+            return str(run / Path(folder).relative_to(recorded))
+        except ValueError:  # not inside the run (e.g. an SFT model from elsewhere): as recorded
+            return folder
+
+    for method in results["methods"]:
+        for key in ("eval", "sft"):
+            if method.get(key):
+                method[key] = here(method[key])
+        for key in ("explore", "dpo"):
+            if key in method:
+                method[key] = [here(folder) for folder in method[key]]
+    return results
+
+
 def _rewards(eval_dir: Path) -> dict[int, float]:
     """Reward per task of an evaluation, ×100."""
     return {record["task_id"]: 100.0 * record["reward"] for record in read_jsonl(eval_dir / "episodes.jsonl")}
@@ -60,7 +82,7 @@ def _train_seconds(folders: list[str]) -> float:
 
 def method_rows(run: Path, resamples: int) -> tuple[list[dict[str, Any]], dict[str, dict[int, float]], dict[str, Any]]:
     """One row per method of a run, each method's per-task rewards, and its exploration records."""
-    results = _json(run / "results.json")
+    results = read_results(run)
     rows, rewards, explorations = [], {}, {}
     for method in results["methods"]:
         per_task = _rewards(Path(method["eval"]))
@@ -220,7 +242,7 @@ def write_report(runs: list[Path], out: Path, resamples: int = 2000) -> str:
     thirds = {name: rising_by_third(block["walks"]) for name, block in explorations.items()}
     (out / "rising_by_third.json").write_text(json.dumps(thirds, indent=2))
     _plots(out, rows, explorations)
-    write_page(out, [Path(run) for run in runs], table, paired_lines)
+    write_page(out, {Path(run).name: read_results(Path(run)) for run in runs}, table, paired_lines)
     return table + "\n\n" + "\n".join(paired_lines)
 
 
