@@ -174,7 +174,7 @@ def _plots(out: Path, rows: list[dict[str, Any]], explorations: dict[str, dict[s
 
     matplotlib.use("Agg")  # files only; no display needed
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
+    from matplotlib.ticker import EngFormatter, MaxNLocator
 
     def grouped_bars(series: dict[str, dict[float, float]], xlabel: str, ylabel: str, title: str, name: str,
                      ticks: list[str] | None = None) -> None:
@@ -212,7 +212,8 @@ def _plots(out: Path, rows: list[dict[str, Any]], explorations: dict[str, dict[s
                       [r["ci_high"] - r["avg_reward"]]], fmt="o", capsize=3)
         axis.annotate(f"{r['run']}/{r['method']}" if len({x['run'] for x in rows}) > 1 else r["method"],
                       (r["generated_tokens"], r["avg_reward"]), textcoords="offset points", xytext=(5, 5))
-    axis.xaxis.set_major_locator(MaxNLocator(integer=True))  # a token count
+    axis.xaxis.set_major_locator(MaxNLocator(nbins=6, integer=True))  # a token count
+    axis.xaxis.set_major_formatter(EngFormatter(sep=""))  # 300k, not 300000 (six-digit labels collide)
     axis.set_xlabel("exploration cost (generated tokens)")
     axis.set_ylabel("test average reward ×100")
     axis.set_title("Cost vs reward")
