@@ -80,15 +80,16 @@ def _train_seconds(folders: list[str]) -> float:
     return sum(_json(Path(folder) / "rro-train.json").get("train_seconds", 0.0) for folder in folders)
 
 
-def method_rows(run: Path, resamples: int) -> tuple[list[dict[str, Any]], dict[str, dict[int, float]], dict[str, Any]]:
-    """One row per method of a run, each method's per-task rewards, and its exploration records."""
-    results = read_results(run)
+def method_rows(run_name: str, results: dict[str, Any], resamples: int
+                ) -> tuple[list[dict[str, Any]], dict[str, dict[int, float]], dict[str, Any]]:
+    """One row per method of a run (its name and `read_results`), each method's per-task rewards,
+    and its exploration records."""
     rows, rewards, explorations = [], {}, {}
     for method in results["methods"]:
         per_task = _rewards(Path(method["eval"]))
         summary = _json(Path(method["eval"]) / "summary.json")
         low, high = interval(list(per_task.values()), resamples)
-        row = {"run": run.name, "method": method["method"], "tasks": len(per_task),
+        row = {"run": run_name, "method": method["method"], "tasks": len(per_task),
                "avg_reward": summary["avg_reward"], "ci_low": low, "ci_high": high,
                "success_rate": summary["success_rate"], "cand_per_step_mean": None, "cand_per_step_max": None,
                "rollouts": 0, "generated_tokens": 0, "pairs": 0, "explore_s": 0.0,
@@ -225,11 +226,12 @@ def _plots(out: Path, rows: list[dict[str, Any]], explorations: dict[str, dict[s
 def write_report(runs: list[Path], out: Path, resamples: int = 2000) -> str:
     out.mkdir(parents=True, exist_ok=True)
     rows, paired, explorations = [], [], {}
-    for run in runs:
-        run_rows, rewards, run_explorations = method_rows(Path(run), resamples)
+    named_results = [(Path(run).name, read_results(Path(run))) for run in runs]
+    for run_name, results in named_results:
+        run_rows, rewards, run_explorations = method_rows(run_name, results, resamples)
         rows += run_rows
-        paired += paired_table(Path(run).name, rewards, resamples)
-        prefix = f"{Path(run).name}/" if len(runs) > 1 else ""
+        paired += paired_table(run_name, rewards, resamples)
+        prefix = f"{run_name}/" if len(runs) > 1 else ""
         explorations.update({prefix + name: block for name, block in run_explorations.items()})
     table = markdown_table(rows)
     (out / "results.md").write_text(table + "\n")
@@ -243,7 +245,7 @@ def write_report(runs: list[Path], out: Path, resamples: int = 2000) -> str:
     thirds = {name: rising_by_third(block["walks"]) for name, block in explorations.items()}
     (out / "rising_by_third.json").write_text(json.dumps(thirds, indent=2))
     _plots(out, rows, explorations)
-    write_page(out, {Path(run).name: read_results(Path(run)) for run in runs}, table, paired_lines)
+    write_page(out, named_results, table, paired_lines)
     return table + "\n\n" + "\n".join(paired_lines)
 
 

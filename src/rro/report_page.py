@@ -28,10 +28,10 @@ _STEP_FIELDS = ("step", "candidates", "q_values", "prev_value", "rose", "chosen_
                 "candidate_turns", "candidate_actions")
 
 
-def _explorations(runs: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+def _explorations(runs: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
     """Every exploration folder of the runs, once each (a method of iteration 2 lists iteration 1's too)."""
     explorations, seen = [], set()
-    for run_name, results in runs.items():
+    for run_name, results in runs:
         for method in results["methods"]:
             for folder in map(Path, method.get("explore", [])):
                 if folder in seen or not (folder / "walks.jsonl").exists():
@@ -131,10 +131,10 @@ def _walk_data(explorations: list[dict[str, Any]]) -> tuple[str, str]:
     return _embedded_json(index), "\n".join(elements)
 
 
-def write_page(out: Path, runs: dict[str, dict[str, Any]], results_table: str, paired_lines: list[str]) -> Path:
+def write_page(out: Path, runs: list[tuple[str, dict[str, Any]]], results_table: str, paired_lines: list[str]) -> Path:
     """Write `out/index.html` from the tables and plots already in `out` and the walks of the runs
     (each run's name and its `results.json`, as `rro.report.read_results` reads it)."""
-    title = "rro report: " + ", ".join(runs)
+    title = "rro report: " + ", ".join(run_name for run_name, _ in runs)
     walk_index, walk_elements = _walk_data(_explorations(runs))
     parts = {
         "TITLE": html.escape(title),
