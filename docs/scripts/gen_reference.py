@@ -9,8 +9,8 @@ comes first; the generated tables are appended to it.
 
 from __future__ import annotations
 
-import click
 import mkdocs_gen_files
+import typer.core
 import typer.main
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
@@ -27,18 +27,18 @@ def cell(text: str) -> str:
 
 # -- the command line --------------------------------------------------------------------------
 
-def commands(group: click.Group, path: list[str]):
+def commands(group, path: list[str]):
     """(path, command) for every command of the app, depth first, in the order they were added."""
     for name, command in group.commands.items():
-        if isinstance(command, click.Group):
+        if hasattr(command, "commands"):
             yield from commands(command, path + [name])
         else:
             yield path + [name], command
 
 
-def parameter_row(parameter: click.Parameter) -> str:
-    if isinstance(parameter, click.Argument):
-        flags = parameter.human_readable_name
+def parameter_row(parameter) -> str:
+    if isinstance(parameter, typer.core.TyperArgument):
+        flags = parameter.metavar or parameter.name.upper()
     else:
         flags = ", ".join(parameter.opts + parameter.secondary_opts)
     if parameter.required:
@@ -48,11 +48,11 @@ def parameter_row(parameter: click.Parameter) -> str:
 
 
 def cli_reference() -> str:
-    root = typer.main.get_command(cli.app)
+    root = typer.main.get_command(cli.app)  # typer carries its own copy of click: no `click` imports here
     lines = []
     for path, command in commands(root, []):
         name = " ".join(["rro", *path])
-        with click.Context(command, info_name=name) as context:
+        with command.context_class(command, info_name=name) as context:
             usage = " ".join(command.collect_usage_pieces(context))
         lines += [f"## `{name}`", "", f"```\n{name} {usage}\n```", "", (command.help or "").strip(), ""]
         parameters = [p for p in command.params if not p.hidden and p.name != "help"]
