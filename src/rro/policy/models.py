@@ -45,6 +45,9 @@ class OfficialGguf:
     hub_repo: str
     file: SplitFile
     licence: str
+    # The tokens that end a reply, as the publisher's generation_config.json lists them (a GGUF file
+    # records one end token only).
+    end_tokens: tuple[str, ...] = ()
 
     def hub_url(self) -> str | None:
         """The file's download address on the hub (HF_ENDPOINT moves it); None when HF_HUB_OFFLINE is set."""
@@ -77,6 +80,7 @@ QWEN_CODER_05B = OfficialGguf(
         fetch_command="rro model fetch qwen2.5-coder-0.5b",
     ),
     licence="Apache-2.0",
+    end_tokens=("<|im_end|>", "<|endoftext|>"),
 )
 
 QWEN_CODER_15B = OfficialGguf(
@@ -112,6 +116,7 @@ QWEN_CODER_15B = OfficialGguf(
         fetch_command="rro model fetch qwen2.5-coder-1.5b",
     ),
     licence="Apache-2.0",
+    end_tokens=("<|im_end|>", "<|endoftext|>"),
 )
 
 NAMED_MODELS: dict[str, GgufPackage | OfficialGguf] = {
@@ -159,7 +164,7 @@ def _save_atomically(model, tokenizer, target: Path, extra: dict) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _convert_gguf(gguf: Path, target: Path, record: dict) -> None:
+def _convert_gguf(gguf: Path, target: Path, record: dict, end_tokens: tuple[str, ...] = ()) -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -172,6 +177,8 @@ def _convert_gguf(gguf: Path, target: Path, record: dict) -> None:
     model.is_quantized = False
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
+    if end_tokens:
+        model.generation_config.eos_token_id = tokenizer.convert_tokens_to_ids(list(end_tokens))
     _save_atomically(model, tokenizer, target, record)
 
 
@@ -217,7 +224,7 @@ def fetch_model(name: str, source: Path | None = None) -> Path:
         else:
             provenance = json.loads(provenance_path(gguf).read_text())
             _convert_gguf(gguf, target, {"source": f"{model.hub_repo} ({model.licence})", "gguf": gguf.name,
-                                         "sha256": model.file.sha256, "provenance": provenance})
+                                         "sha256": model.file.sha256, "provenance": provenance}, model.end_tokens)
     else:
         raise PolicyError(f"unknown model name {name!r}; named models: {', '.join([*NAMED_MODELS, TINY_RANDOM])}")
     return target
