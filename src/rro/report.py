@@ -47,7 +47,10 @@ def interval(values: list[float], resamples: int, seed: int = 0) -> tuple[float,
 def _json(path: Path) -> dict[str, Any]:
     if not path.exists():
         raise FileNotFoundError(f"{path} is missing: has this stage of the run finished?")
-    return json.loads(path.read_text())
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as err:  # not JSON, or not UTF-8
+        raise ValueError(f"{path} is unreadable ({err}): rerun the stage that writes it") from None
 
 
 def read_results(run: Path) -> dict[str, Any]:
