@@ -96,7 +96,7 @@ def open_or_build(target: Path, build: Callable[[Path], None], what: str,
             _verified[target] = _signature(target)
             return target
         if target.exists():
-            print(f"note: {what} in {target} is damaged ({problem}): rebuilding it", file=sys.stderr)
+            print(f"note: rebuilding {what} in {target}, not used as found: {problem}", file=sys.stderr)
             _remove(target)
         tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".building-{target.name}-"))
         try:
