@@ -21,6 +21,7 @@ from rro.config import (
     EvalConfig,
     ExpertsConfig,
     ExploreConfig,
+    PairsExportConfig,
     PipelineConfig,
     PlayConfig,
     PolicyConfig,
@@ -37,6 +38,8 @@ app.add_typer(data_app, name="data")
 model_app = typer.Typer(help="Named models: fetch and convert them once.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(model_app, name="model")
+pairs_app = typer.Typer(help="Preference pairs: publish them as a Hugging Face dataset.", no_args_is_help=True)
+app.add_typer(pairs_app, name="pairs")
 console = Console(stderr=True)
 
 
@@ -370,6 +373,29 @@ def report(cfg: ReportConfig) -> None:
             console.print(f"wrote {cfg.output}/competence.png and competence.json")
     except (FileNotFoundError, ValueError, KeyError) as err:
         _fail(str(err))
+
+
+@config_command(pairs_app, "export", PairsExportConfig, arguments=("sources",), on_error=_fail)
+def pairs_export(cfg: PairsExportConfig) -> None:
+    """Write the pairs of explorations (or of every exploration of runs) as a `datasets` dataset:
+    a dataset card, Parquet, and save_to_disk; --push-to-hub uploads it."""
+    from rro.pairs_dataset import PushError, export_pairs, push
+
+    try:
+        written = export_pairs(cfg.sources, cfg.output)
+    except (FileNotFoundError, FileExistsError, KeyError, ValueError) as err:
+        _fail(str(err))
+    table = Table("method", "strategy", "anchor", "model", "pairs", title=f"{written['pairs']} pairs -> {cfg.output}")
+    for row in written["explorations"]:
+        table.add_row(row["method"], row["strategy"], row["anchor"], row["model"], str(row["pairs"]))
+    Console().print(table)
+    console.print(f"wrote {cfg.output}/README.md (the dataset card), {cfg.output}/data/*.parquet and "
+                  f"{cfg.output}/arrow/ (load_from_disk)")
+    if cfg.push_to_hub:
+        try:
+            console.print(f"[green]pushed[/green] {push(cfg.output, cfg.push_to_hub)}")
+        except PushError as err:
+            _fail(str(err))
 
 
 @model_app.command("fetch")

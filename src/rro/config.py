@@ -447,6 +447,18 @@ class ReportConfig(StrictModel):
         return self
 
 
+class PairsExportConfig(StrictModel):
+    """`rro pairs export`: the pairs of explorations as a Hugging Face dataset, with a dataset card."""
+
+    sources: list[Path] = Field(min_length=1, description=(
+        "Exploration folders (rro explore's output) or run directories (rro run's: every exploration of the run)."))
+    output: Path = Field(description="A new folder for the dataset (README.md card, data/*.parquet, arrow/).",
+                         json_schema_extra=OUTPUT)
+    push_to_hub: str | None = Field(default=None, description=(
+        "Also upload the card and the Parquet file to this Hugging Face dataset repository (user/name); "
+        "needs the Hub and a token (hf auth login)."))
+
+
 def _check_environment_setting_names() -> None:
     """An environment's setting may not take the name of a command's own setting either (the
     command's wins): such an environment is left out, with a warning."""
