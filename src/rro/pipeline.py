@@ -32,6 +32,7 @@ from typing import Any, Callable
 from pydantic import BaseModel, ValidationError
 from rich.console import Console
 
+from rro.folder_lock import hold_folder
 from rro.jsonl import write_json_atomic
 from rro.policy import release_engines
 from rro.config import (
@@ -193,7 +194,14 @@ def _explorations(config: PipelineConfig) -> list[tuple[str, str, str, dict[str,
 
 
 def run_pipeline(config: PipelineConfig) -> dict[str, Any]:
-    stages, methods = plan(config)
+    """Run (or resume) every stage; the run directory is held throughout (rro.folder_lock), and
+    each stage holds its own folder inside it as well."""
+    stages, methods = plan(config)  # every stage's config is checked before anything is written
+    with hold_folder(config.output):
+        return _run_stages(config, stages, methods)
+
+
+def _run_stages(config: PipelineConfig, stages: list[Stage], methods: list[dict[str, Any]]) -> dict[str, Any]:
     run = Path(config.output)
     markers = run / "stages"
     markers.mkdir(parents=True, exist_ok=True)

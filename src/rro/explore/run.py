@@ -29,6 +29,7 @@ from rro.explore.baselines import ipr_tasks, outcome_tasks
 from rro.explore.records import WalkLog, WalkRecord, read_walks, write_pairs, write_steps, write_walks
 from rro.explore.replay import ReplayError, replay_exploration
 from rro.explore.walk import walk_tasks
+from rro.folder_lock import hold_folder
 from rro.jsonl import write_json_atomic
 from rro.rollout import SamplingConfig
 from rro.values import MonteCarloValues
@@ -142,9 +143,13 @@ class ExploreChunks:
 
 def explore(config: ExploreConfig, policy=None) -> dict[str, Any]:
     """Run (or resume) an exploration; `policy` may be passed in to reuse a loaded model (one
-    worker only: with more, every worker loads its own)."""
-    out = Path(config.output)
-    out.mkdir(parents=True, exist_ok=True)
+    worker only: with more, every worker loads its own). The output folder is held for the whole
+    run (rro.folder_lock)."""
+    with hold_folder(config.output):
+        return _explore(config, Path(config.output), policy)
+
+
+def _explore(config: ExploreConfig, out: Path, policy) -> dict[str, Any]:
     guard_output_dir(config, out, _IDENTITY)
     walked = config.strategy in ("rising", "fixed")  # the strategies that anchor and rise_at_max apply to
     header = {"strategy": config.strategy, "model": config.model, "env": config.env, "split": config.split,
