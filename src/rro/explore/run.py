@@ -32,6 +32,7 @@ from rro.explore.walk import walk_tasks
 from rro.folder_lock import hold_folder
 from rro.jsonl import write_json_atomic
 from rro.rollout import SamplingConfig
+from rro.tracking import Tracker, exploration_metrics
 from rro.values import MonteCarloValues
 from rro.workers import pending_chunks, run_chunks
 
@@ -165,15 +166,17 @@ def _explore(config: ExploreConfig, out: Path, policy) -> dict[str, Any]:
     done = {record["task_id"]: record for record in read_walks(out)}
     chunks = pending_chunks(tasks, set(done), config.tasks_per_batch)
 
-    with WalkLog(out) as writer, Progress(
+    with Tracker(config.report_to, out, config.model_dump(mode="json")) as tracker, WalkLog(out) as writer, Progress(
         TextColumn("[bold]explore {task.fields[strategy]}[/bold]"), BarColumn(), MofNCompleteColumn(),
         TextColumn("cand/step {task.fields[cps]:.2f}  rollouts {task.fields[rollouts]}  pairs {task.fields[pairs]}"),
         TimeElapsedColumn(),
     ) as progress:
         def show():
-            stats = summarize_steps(list(done.values()))
+            records = list(done.values())
+            stats = summarize_steps(records)
             progress.update(bar, completed=len(done), cps=stats["candidates_per_step"]["mean"],
                             rollouts=stats["rollouts"], pairs=stats["pairs"])
+            tracker.log(exploration_metrics(stats, records), step=len(done))
 
         bar = progress.add_task("explore", total=len(tasks), strategy=config.strategy, cps=0.0, rollouts=0, pairs=0)
         show()
@@ -182,4 +185,7 @@ def _explore(config: ExploreConfig, out: Path, policy) -> dict[str, Any]:
                 writer.write(record)
                 done[record["task_id"]] = record
             show()
+        # The distribution, not only the mean: how many candidates each step drew.
+        tracker.histogram("explore/candidates_per_step_distribution",
+                          [step["candidates"] for record in done.values() for step in record["steps"]], step=len(done))
     return _write_outputs(out, [done[t.id] for t in tasks], header)
