@@ -81,3 +81,29 @@ def test_training_losses_stay_beside_the_checkpoint(run, stage):
     for (tag, step), value in logged.items():
         assert dict(scalars[tag])[step] == pytest.approx(value, rel=1e-6), tag
     assert not (run / stage / "trainer").exists()
+
+
+def test_a_replayed_exploration_reports_its_figures_too(tmp_path):
+    """rising-expert of the committed compare-large record, replayed again from fixed-expert's
+    recording: it samples nothing and logs its figures once, at its last task."""
+    from typer.testing import CliRunner
+
+    from rro.cli import app
+
+    record = Path(__file__).resolve().parents[1] / "docs" / "results" / "compare-large" / "record"
+    settings = json.loads((record / "rising-expert" / "iter1" / "explore" / "config.json").read_text())
+    settings.update(output=str(tmp_path / "replayed"), replay_from=str(record / "fixed-expert" / "iter1" / "explore"),
+                    report_to="tensorboard")
+    config = tmp_path / "explore.toml"
+    config.write_text("".join(f"{key} = {json.dumps(value)}\n" for key, value in settings.items() if value is not None))
+    result = CliRunner().invoke(app, ["explore", "-c", str(config)])
+    assert result.exit_code == 0, result.output
+    stats = json.loads((tmp_path / "replayed" / "stats.json").read_text())
+    assert stats["pairs"] == json.loads((record / "rising-expert" / "iter1" / "explore" / "stats.json").read_text())["pairs"]
+    accumulator = _events(tmp_path / "replayed")
+    scalars = _scalars(accumulator)
+    assert scalars["explore/pairs"] == [(200, stats["pairs"])]
+    assert scalars["explore/candidates_per_step"][0][1] == pytest.approx(stats["candidates_per_step"]["mean"])
+    assert scalars["explore/rising_rate"][0][1] == pytest.approx(stats["rising_rate"])
+    histogram = accumulator.Histograms("explore/candidates_per_step_distribution")[0].histogram_value
+    assert histogram.num == stats["steps"]

@@ -161,7 +161,12 @@ def _explore(config: ExploreConfig, out: Path, policy) -> dict[str, Any]:
         except ReplayError as err:
             raise ConfigError(str(err)) from None
         write_walks(out, records)
-        return _write_outputs(out, records, {**header, "replayed_from": str(config.replay_from)})
+        stats = _write_outputs(out, records, {**header, "replayed_from": str(config.replay_from)})
+        with Tracker(config.report_to, out, config.model_dump(mode="json")) as tracker:  # all at once
+            tracker.log(exploration_metrics(stats, records), step=len(records))
+            tracker.histogram("explore/candidates_per_step_distribution",
+                              [step["candidates"] for record in records for step in record["steps"]], step=len(records))
+        return stats
     tasks = config.tasks()
     done = {record["task_id"]: record for record in read_walks(out)}
     chunks = pending_chunks(tasks, set(done), config.tasks_per_batch)
