@@ -32,8 +32,8 @@ from typing import Any, Callable
 from pydantic import BaseModel, ValidationError
 from rich.console import Console
 
-from rro.agent.trajectory import write_json_atomic
 from rro.folder_lock import hold_folder
+from rro.jsonl import write_json_atomic
 from rro.policy import release_engines
 from rro.config import (
     ENV_OPTIONS,
@@ -88,7 +88,7 @@ def _same_settings(saved: dict[str, Any], config: BaseModel) -> bool:
 def train_dpo_stage(config: DpoConfig) -> dict:
     """DPO, or, when exploration found no pair at all, the starting model kept unchanged and marked
     so (an exploration with 0 pairs is a result, not a crash)."""
-    from rro.agent.trajectory import read_jsonl
+    from rro.jsonl import read_jsonl
     from rro.train.dpo import dpo, keep_starting_model
 
     if all(path.exists() for path in config.pairs) and not any(True for path in config.pairs for _ in read_jsonl(path)):
