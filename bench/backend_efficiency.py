@@ -25,8 +25,10 @@ measured before and after the backends, the higher taken. llama.cpp's Q4_K_M ker
 4-bit weights and take int8 dot products with int8-quantised activations: its efficiency is given
 against both the float32 and the int8 bound.
 
-The machine is often shared: the load average is printed beside every figure. Read ratios between
-backends measured in one run, not absolute numbers.
+The machine is often shared: the load average is printed beside every figure, and every rate is
+also given per CPU-second (the CPU time the backend's processes used while generating, against the
+matmul's own FLOPS per CPU-second), which other jobs on the machine disturb far less than wall time.
+Read ratios between backends measured in one run, not absolute numbers.
 
     python bench/backend_efficiency.py --model qwen2.5-coder-0.5b --backends llama,hf,vllm \\
         [--llama-python /path/to/venv/bin/python] [--tasks 2] [--rollouts 2] [--k 2] [--max-steps 4]
@@ -53,6 +55,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
 import torch
 from safetensors import safe_open
 
@@ -66,7 +69,29 @@ from rro.terminal import quiet_libraries
 # --- the machine's compute bound ---------------------------------------------------------------
 
 
-def matmul_flops(dtype: torch.dtype, size: int = 1024, seconds: float = 1.0, trials: int = 3) -> float:
+def cpu_seconds() -> float:
+    """CPU time (user + system, all threads) of this process and every process it started that is
+    still running (vLLM's engine core, llama.cpp's server)."""
+    me = psutil.Process()
+    total = 0.0
+    for process in [me, *me.children(recursive=True)]:
+        try:
+            times = process.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
+
+
+@dataclass(frozen=True)
+class Rate:
+    """FLOPS per second of wall time, and per CPU-second (the second is what a shared machine lets us read)."""
+
+    wall: float
+    cpu: float
+
+
+def matmul_flops(dtype: torch.dtype, size: int = 1024, seconds: float = 1.0, trials: int = 3) -> Rate:
     """Best measured FLOPS of a size x size matmul in `dtype` (int8: torch._int_mm, int32 results)."""
     if dtype == torch.int8:
         a = torch.randint(-128, 127, (size, size), dtype=torch.int8)
@@ -77,21 +102,27 @@ def matmul_flops(dtype: torch.dtype, size: int = 1024, seconds: float = 1.0, tri
         multiply = torch.matmul
     for _ in range(2):
         multiply(a, b)
-    best = 0.0
+    best_wall = best_cpu = 0.0
     for _ in range(trials):
-        count, started = 0, time.perf_counter()
+        count, started, cpu_started = 0, time.perf_counter(), time.process_time()
         while (elapsed := time.perf_counter() - started) < seconds:
             multiply(a, b)
             count += 1
-        best = max(best, 2 * size**3 * count / elapsed)
-    return best
+        flops = 2 * size**3 * count
+        best_wall = max(best_wall, flops / elapsed)
+        best_cpu = max(best_cpu, flops / (time.process_time() - cpu_started))
+    return Rate(best_wall, best_cpu)
 
 
 BOUND_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "int8": torch.int8}
 
 
-def measure_bounds() -> dict[str, float]:
+def measure_bounds() -> dict[str, Rate]:
     return {name: matmul_flops(dtype) for name, dtype in BOUND_DTYPES.items()}
+
+
+def show_bounds(bounds: dict[str, Rate]) -> str:
+    return ", ".join(f"{name} {rate.wall / 1e9:.1f} ({rate.cpu / 1e9:.1f} per CPU-second)" for name, rate in bounds.items())
 
 
 def load_average() -> str:
@@ -135,14 +166,16 @@ class Metered:
     policy: object
     completions: list[tuple[int, int]] = field(default_factory=list)
     seconds: float = 0.0
+    cpu_seconds: float = 0.0
 
     def __getattr__(self, name):
         return getattr(self.policy, name)
 
     def generate(self, conversations, n=1, **sampling):
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), cpu_seconds()
         results = self.policy.generate(conversations, n=n, **sampling)
         self.seconds += time.perf_counter() - started
+        self.cpu_seconds += cpu_seconds() - cpu_started
         self.completions += [(c.prompt_tokens, c.generated_tokens) for row in results for c in row]
         return results
 
@@ -241,7 +274,8 @@ def run_backend(backend: str, args, shape: ModelShape) -> dict:
         config = ExploreConfig(**options, policy_backend="openai", base_url=server.url)
         dtype = "Q4_K_M weights, int8 dot products"
     else:
-        config = ExploreConfig(**options, policy_backend=backend)
+        config = ExploreConfig(**options, policy_backend=backend,
+                               **({"gpu_memory_utilization": args.gpu_memory_utilization} if backend == "vllm" else {}))
     policy = config.load_policy()
     if backend != "llama":
         dtype = str(policy.dtype).removeprefix("torch.")
@@ -272,14 +306,14 @@ def run_backend(backend: str, args, shape: ModelShape) -> dict:
     release_engines()
     generated = sum(g for _, g in metered.completions)
     return {
-        "backend": backend, "dtype": dtype, "startup_s": startup, "wall": wall, "seconds": metered.seconds, "generated": generated,
+        "backend": backend, "dtype": dtype, "startup_s": startup, "wall": wall, "seconds": metered.seconds, "cpu_seconds": metered.cpu_seconds, "generated": generated,
         "prompt_asked": asked, "prompt_computed": computed, "completions": len(metered.completions),
         "flops": computed_flops(shape, metered.completions, computed), "tasks": stats["tasks"],
         "pairs": stats["pairs"], "rollouts": stats["rollouts"], "load": f"{load_before} -> {load_average()}",
     }
 
 
-def bound_of(result: dict, bounds: dict[str, float]) -> list[tuple[str, float]]:
+def bounds_of(result: dict, bounds: dict[str, Rate]) -> list[tuple[str, Rate]]:
     """The bounds a backend's efficiency is read against: its own dtype's (llama.cpp: float32 and int8)."""
     if result["backend"] == "llama":
         return [("float32", bounds["float32"]), ("int8", bounds["int8"])]
@@ -298,6 +332,8 @@ def main() -> None:
     parser.add_argument("--max-steps", type=int, default=4)
     parser.add_argument("--max-new-tokens", type=int, default=128)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--gpu-memory-utilization", type=float, default=0.15,
+                        help="vLLM's share of memory (on CPU: for weights and KV cache; a small workload needs little)")
     parser.add_argument("--n-ctx", type=int, default=8192, help="llama.cpp's context (the longest conversation)")
     parser.add_argument("-o", "--output", type=Path, default=Path("runs/bench-backend-efficiency"))
     args = parser.parse_args()
@@ -313,8 +349,7 @@ def main() -> None:
     print(f"FLOPs per computed token: 2 x {shape.layer_parameters / 1e6:.0f}M layer parameters + attention; "
           f"+ 2 x {shape.head_parameters / 1e6:.0f}M LM head per generated token", flush=True)
     bounds = measure_bounds()
-    print(f"matmul bound ({load_average()}): " + ", ".join(f"{k} {v / 1e9:.1f}" for k, v in bounds.items()) + " GFLOPS",
-          flush=True)
+    print(f"matmul bound, GFLOPS ({load_average()}): {show_bounds(bounds)}", flush=True)
 
     results = []
     for backend in args.backends.split(","):
@@ -324,31 +359,33 @@ def main() -> None:
         result = run_backend(backend, args, shape)
         results.append(result)
         print(f"{backend:6s} {result['dtype']}: start-up {result['startup_s']:.0f} s; {result['tasks']} tasks, "
-              f"{result['rollouts']} rollouts, {result['pairs']} pairs in {result['wall']:.0f} s, "
-              f"{result['completions']} completions generated in {result['seconds']:.0f} s: {result['generated']} tokens = "
-              f"{result['generated'] / result['seconds']:.2f} tokens/s; prompt tokens asked {result['prompt_asked']}, "
-              f"computed {result['prompt_computed']} ({result['load']})", flush=True)
+              f"{result['rollouts']} rollouts, {result['pairs']} pairs in {result['wall']:.0f} s; "
+              f"{result['completions']} completions generated in {result['seconds']:.0f} s "
+              f"({result['cpu_seconds']:.0f} CPU-seconds): {result['generated']} tokens; prompt tokens asked "
+              f"{result['prompt_asked']}, computed {result['prompt_computed']} ({result['load']})", flush=True)
 
     after = measure_bounds()
-    print(f"matmul bound again ({load_average()}): " + ", ".join(f"{k} {v / 1e9:.1f}" for k, v in after.items())
-          + " GFLOPS; the higher of the two is the bound", flush=True)
-    bounds = {k: max(bounds[k], after[k]) for k in bounds}
+    print(f"matmul bound again, GFLOPS ({load_average()}): {show_bounds(after)}; the higher is the bound", flush=True)
+    bounds = {k: Rate(max(bounds[k].wall, after[k].wall), max(bounds[k].cpu, after[k].cpu)) for k in bounds}
     if not results:
         return
-    print(f"\n{'backend':8}{'dtype':>10}{'tokens/s':>10}{'prompt asked':>14}{'computed':>10}{'from cache':>12}"
-          f"{'GFLOPS':>8}  efficiency (computed FLOPS / matmul bound)")
+    print("\nPer second of generation, and per CPU-second it used (the figure a shared machine leaves comparable):")
+    print(f"{'backend':8}{'dtype':>10}{'tokens/s':>10}{'per CPU-s':>10}{'prompt asked':>14}{'computed':>10}{'cached':>8}"
+          f"{'GFLOPS':>8}{'per CPU-s':>10}  efficiency: computed FLOPS / matmul bound (per CPU-second)")
     for result in results:
-        achieved = result["flops"] / result["seconds"]
+        achieved = Rate(result["flops"] / result["seconds"], result["flops"] / result["cpu_seconds"])
         reused = 1 - result["prompt_computed"] / result["prompt_asked"] if result["prompt_asked"] else 0.0
-        against = ", ".join(f"{achieved / bound:.1%} of {name} {bound / 1e9:.1f}" for name, bound in bound_of(result, bounds))
+        against = ", ".join(f"{achieved.wall / bound.wall:.1%} ({achieved.cpu / bound.cpu:.1%}) of {name}"
+                            for name, bound in bounds_of(result, bounds))
         dtype = "Q4_K_M" if result["backend"] == "llama" else result["dtype"]
         print(f"{result['backend']:8}{dtype:>10}{result['generated'] / result['seconds']:>10.2f}"
-              f"{result['prompt_asked']:>14}{result['prompt_computed']:>10}{reused:>12.0%}{achieved / 1e9:>8.1f}  {against}")
-    fastest = max(results, key=lambda r: r["generated"] / r["seconds"])
-    for result in results:
-        if result is not fastest:
-            ratio = (fastest["generated"] / fastest["seconds"]) / (result["generated"] / result["seconds"])
-            print(f"{fastest['backend']} / {result['backend']}: {ratio:.2f}x the generated tokens/s")
+              f"{result['generated'] / result['cpu_seconds']:>10.2f}{result['prompt_asked']:>14}"
+              f"{result['prompt_computed']:>10}{reused:>8.0%}{achieved.wall / 1e9:>8.1f}{achieved.cpu / 1e9:>10.1f}  {against}")
+    for per, key in (("second", "seconds"), ("CPU-second", "cpu_seconds")) if len(results) > 1 else ():
+        fastest = max(results, key=lambda r: r["generated"] / r[key])
+        print(f"fastest per {per}: {fastest['backend']}; " + ", ".join(
+            f"{(fastest['generated'] / fastest[key]) / (r['generated'] / r[key]):.2f}x {r['backend']}"
+            for r in results if r is not fastest))
 
 
 if __name__ == "__main__":
