@@ -216,7 +216,7 @@ class LlamaServer:
         self.process = subprocess.Popen(
             [python, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", alias,
              "--host", "127.0.0.1", "--port", str(self.port), "--n_ctx", str(context),
-             # llama-cpp-python's default is half the cores
+             # (llama-cpp-python's default is half the cores for decoding)
              "--n_threads", str(threads), "--n_threads_batch", str(threads), "--verbose", "true"],
             stdout=self.log, stderr=subprocess.STDOUT,
         )
@@ -270,7 +270,7 @@ def run_backend(backend: str, args, shape: ModelShape) -> dict:
                    tasks_per_batch=args.tasks, seed=args.seed, output=args.output / backend)
     started = time.perf_counter()
     if backend == "llama":
-        server = LlamaServer(args.llama_python, gguf_path(args.model), args.model, os.cpu_count() or 1, args.n_ctx)
+        server = LlamaServer(args.llama_python, gguf_path(args.model), args.model, args.threads, args.n_ctx)
         config = ExploreConfig(**options, policy_backend="openai", base_url=server.url)
         dtype = "Q4_K_M weights, int8 dot products"
     else:
@@ -334,10 +334,16 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--gpu-memory-utilization", type=float, default=0.15,
                         help="vLLM's share of memory (on CPU: for weights and KV cache; a small workload needs little)")
+    parser.add_argument("--threads", type=int, default=os.cpu_count(), help=(
+        "threads (cores) every backend and the matmul bound use. On a machine busy with other jobs, fewer "
+        "threads than cores can be much faster: llama.cpp's threads wait for each other by spinning"))
     parser.add_argument("--n-ctx", type=int, default=8192, help="llama.cpp's context (the longest conversation)")
     parser.add_argument("-o", "--output", type=Path, default=Path("runs/bench-backend-efficiency"))
     args = parser.parse_args()
     quiet_libraries()  # rro's own output only, as the CLI shows it
+    torch.set_num_threads(args.threads)  # the transformers backend and the matmul bound
+    if args.threads < (os.cpu_count() or 1):  # vLLM's CPU workers: bind to the first `threads` cores
+        os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", "0" if args.threads == 1 else f"0-{args.threads - 1}")
 
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), "unknown CPU")
