@@ -105,6 +105,7 @@ MODELS: list[tuple[str, type[BaseModel], str | None]] = [
     ("rro run", config.PipelineConfig, None),
     ("rro play", config.PlayConfig, None),
     ("rro report", config.ReportConfig, None),
+    ("rro pairs export", config.PairsExportConfig, None),
 ]
 
 
