@@ -31,7 +31,7 @@ matmul's own FLOPS per CPU-second), which other jobs on the machine disturb far 
 Read ratios between backends measured in one run, not absolute numbers.
 
     python bench/backend_efficiency.py --model qwen2.5-coder-0.5b --backends llama,hf,vllm \\
-        [--llama-python /path/to/venv/bin/python] [--tasks 2] [--rollouts 2] [--k 2] [--max-steps 4]
+        [--llama-python /path/to/venv/bin/python] [--threads 1] [--tasks 2] [--rollouts 2] [--k 2] [--max-steps 2]
 
 vLLM and the transformers backend run in this interpreter (use the one vLLM is installed in);
 llama.cpp's server runs in `--llama-python` (default: this interpreter), which needs
@@ -274,8 +274,8 @@ def run_backend(backend: str, args, shape: ModelShape) -> dict:
         config = ExploreConfig(**options, policy_backend="openai", base_url=server.url)
         dtype = "Q4_K_M weights, int8 dot products"
     else:
-        config = ExploreConfig(**options, policy_backend=backend,
-                               **({"gpu_memory_utilization": args.gpu_memory_utilization} if backend == "vllm" else {}))
+        engine = {"gpu_memory_utilization": args.gpu_memory_utilization, "max_model_len": args.n_ctx}
+        config = ExploreConfig(**options, policy_backend=backend, **(engine if backend == "vllm" else {}))
     policy = config.load_policy()
     if backend != "llama":
         dtype = str(policy.dtype).removeprefix("torch.")
@@ -329,15 +329,16 @@ def main() -> None:
     parser.add_argument("--strategy", default="fixed", choices=["rising", "fixed"])
     parser.add_argument("--rollouts", type=int, default=2)
     parser.add_argument("--k", type=int, default=2)
-    parser.add_argument("--max-steps", type=int, default=4)
-    parser.add_argument("--max-new-tokens", type=int, default=128)
+    parser.add_argument("--max-steps", type=int, default=2)
+    parser.add_argument("--max-new-tokens", type=int, default=96)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--gpu-memory-utilization", type=float, default=0.15,
+    parser.add_argument("--gpu-memory-utilization", type=float, default=0.08,
                         help="vLLM's share of memory (on CPU: for weights and KV cache; a small workload needs little)")
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help=(
         "threads (cores) every backend and the matmul bound use. On a machine busy with other jobs, fewer "
         "threads than cores can be much faster: llama.cpp's threads wait for each other by spinning"))
-    parser.add_argument("--n-ctx", type=int, default=8192, help="llama.cpp's context (the longest conversation)")
+    parser.add_argument("--n-ctx", type=int, default=4096,
+                        help="the longest conversation, in tokens (llama.cpp's context, vLLM's max_model_len)")
     parser.add_argument("-o", "--output", type=Path, default=Path("runs/bench-backend-efficiency"))
     args = parser.parse_args()
     quiet_libraries()  # rro's own output only, as the CLI shows it
@@ -362,7 +363,12 @@ def main() -> None:
         if reason := why_not(backend, args):
             print(f"{backend:6s} skipped: {reason}", flush=True)
             continue
-        result = run_backend(backend, args, shape)
+        try:
+            result = run_backend(backend, args, shape)
+        except Exception as err:  # one backend that cannot start (memory, a server) must not cost the others
+            print(f"{backend:6s} failed: {err}", flush=True)
+            release_engines()
+            continue
         results.append(result)
         print(f"{backend:6s} {result['dtype']}: start-up {result['startup_s']:.0f} s; {result['tasks']} tasks, "
               f"{result['rollouts']} rollouts, {result['pairs']} pairs in {result['wall']:.0f} s; "
