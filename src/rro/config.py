@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import tomllib
 import warnings
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
 from pydantic.fields import FieldInfo
 
 from rro.envs import base as envs
@@ -33,7 +34,9 @@ PLACEMENT = {"placement": True}  # where a run happens, not what it produces: se
 
 
 class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid")  # a misspelt field is an error, not silently ignored
+    # A misspelt field is an error, not silently ignored; inf and NaN are no setting's value (a NaN
+    # margin compared false with everything, and was saved as null).
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 def _environment_fields(reserved: set[str], run_wide_only: bool = False) -> dict[str, tuple[Any, FieldInfo]]:
@@ -119,6 +122,12 @@ class _TaskSelection(StrictModel):
                                 if name not in env_spec.task_options})
 
 
+def _device_name(device: str) -> str:
+    if not re.fullmatch(r"auto|cpu|mps|(cuda|xpu)(:\d+)?", device):
+        raise ValueError("choose auto, cpu, cuda, cuda:N, mps or xpu")
+    return device
+
+
 class PolicyConfig(StrictModel):
     """Which model writes the agent's turns, where it runs, and how it samples."""
 
@@ -145,7 +154,8 @@ class PolicyConfig(StrictModel):
                     "None = 32 on CPU (vLLM's CPU default of 128 made exploration 1.3-1.7x slower), vLLM's default on a GPU.")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
         default="auto", description="Weights' type; auto: bf16 where the hardware has it.")
-    device: str = Field(default="auto", description="Where the model runs: auto, cpu, cuda, cuda:1, ...")
+    device: Annotated[str, AfterValidator(_device_name)] = Field(
+        default="auto", description="Where the model runs: auto, cpu, cuda, cuda:1, ... (or mps, xpu).")
     max_batch_size: int | None = Field(
         default=None, ge=1, description="Most conversations per forward pass (default: all at once).")
     temperature: float = Field(default=0.0, ge=0.0, description="Sampling temperature; 0 = greedy.")

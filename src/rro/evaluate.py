@@ -19,6 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rro.agent.trajectory import Episode, JsonlWriter, read_episodes, write_json_atomic
 from rro.config import EvalConfig, guard_output_dir
 from rro.envs.base import Task, spec
+from rro.folder_lock import hold_folder
 from rro.rollout import EpisodeRequest, SamplingConfig, run_episodes, run_expert_episode
 from rro.workers import pending_chunks, run_chunks
 
@@ -86,9 +87,13 @@ class EvalChunks:
 
 def evaluate(config: EvalConfig, policy=None) -> dict:
     """Run (or resume) an evaluation; `policy` may be passed in to reuse a loaded model (one worker
-    only: with more, every worker loads its own)."""
-    out = Path(config.output)
-    out.mkdir(parents=True, exist_ok=True)
+    only: with more, every worker loads its own). The output folder is held for the whole run
+    (rro.folder_lock)."""
+    with hold_folder(config.output):
+        return _evaluate(config, Path(config.output), policy)
+
+
+def _evaluate(config: EvalConfig, out: Path, policy) -> dict:
     guard_output_dir(config, out, _RUN_IDENTITY + (_MODEL_IDENTITY if config.policy == "model" else ()))
     tasks = config.tasks()
     episodes_path = out / "episodes.jsonl"

@@ -34,6 +34,7 @@ from pydantic import BaseModel, ValidationError
 from rich.console import Console
 
 from rro.agent.trajectory import read_jsonl, write_json_atomic
+from rro.folder_lock import hold_folder
 from rro.policy import release_engines
 from rro.config import (
     ENV_OPTIONS,
@@ -232,7 +233,14 @@ def _explorations(config: PipelineConfig) -> list[tuple[str, str, str, dict[str,
 
 
 def run_pipeline(config: PipelineConfig) -> dict[str, Any]:
-    stages, methods = plan(config)
+    """Run (or resume) every stage; the run directory is held throughout (rro.folder_lock), and
+    each stage holds its own folder inside it as well."""
+    stages, methods = plan(config)  # every stage's config is checked before anything is written
+    with hold_folder(config.output):
+        return _run_stages(config, stages, methods)
+
+
+def _run_stages(config: PipelineConfig, stages: list[Stage], methods: list[dict[str, Any]]) -> dict[str, Any]:
     run = Path(config.output)
     markers = run / "stages"
     markers.mkdir(parents=True, exist_ok=True)

@@ -29,6 +29,7 @@ from rro.envs.base import Task, spec
 from rro.explore.baselines import ipr_tasks, outcome_tasks
 from rro.explore.replay import ReplayError, replay_exploration
 from rro.explore.walk import walk_tasks
+from rro.folder_lock import hold_folder
 from rro.rollout import SamplingConfig
 from rro.values import MonteCarloValues
 from rro.workers import pending_chunks, run_chunks
@@ -141,9 +142,13 @@ class ExploreChunks:
 
 def explore(config: ExploreConfig, policy=None) -> dict[str, Any]:
     """Run (or resume) an exploration; `policy` may be passed in to reuse a loaded model (one
-    worker only: with more, every worker loads its own)."""
-    out = Path(config.output)
-    out.mkdir(parents=True, exist_ok=True)
+    worker only: with more, every worker loads its own). The output folder is held for the whole
+    run (rro.folder_lock)."""
+    with hold_folder(config.output):
+        return _explore(config, Path(config.output), policy)
+
+
+def _explore(config: ExploreConfig, out: Path, policy) -> dict[str, Any]:
     guard_output_dir(config, out, _IDENTITY)
     walks_path = out / "walks.jsonl"
     walked = config.strategy in ("rising", "fixed")  # the strategies that anchor and rise_at_max apply to

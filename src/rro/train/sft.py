@@ -14,6 +14,7 @@ from rich.console import Console
 
 from rro.agent.trajectory import read_jsonl
 from rro.config import SftConfig
+from rro.folder_lock import hold_folder
 from rro.train.common import (
     SMOLLM2_TEMPLATE,
     SMOLLM2_TRAINING_TEMPLATE,
@@ -84,7 +85,12 @@ def build_trainer(config: SftConfig):
 
 def sft(config: SftConfig) -> dict:
     """Fine-tune `config.model` on the trajectories; a finished training is a no-op, an interrupted
-    one resumes from its last checkpoint."""
+    one resumes from its last checkpoint. The output folder is held throughout (rro.folder_lock)."""
+    with hold_folder(config.output):
+        return _sft(config)
+
+
+def _sft(config: SftConfig) -> dict:
     if (record := finished_training(config)) is not None:
         return record
     started = time.time()
