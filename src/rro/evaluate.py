@@ -14,11 +14,10 @@ from collections.abc import Callable, Iterable
 from functools import partial
 from pathlib import Path
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
 from rro.agent.trajectory import Episode, JsonlWriter, read_episodes, write_json_atomic
 from rro.config import EvalConfig, guard_output_dir
 from rro.envs.base import Task, spec
+from rro.progress import StageProgress
 from rro.rollout import EpisodeRequest, SamplingConfig, run_episodes, run_expert_episode
 from rro.workers import pending_chunks, run_chunks
 
@@ -100,24 +99,21 @@ def evaluate(config: EvalConfig, policy=None) -> dict:
         policy = config.load_policy()
 
     started = time.perf_counter()
-    with JsonlWriter(episodes_path) as writer, Progress(
-        TextColumn("[bold]eval[/bold] {task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("avg reward {task.fields[avg]:.1f}  tokens {task.fields[tokens]}"),
-        TimeElapsedColumn(),
-    ) as progress:
-        rewards = [e.reward for e in finished.values()]
-        tokens = [0]
-        bar = progress.add_task(config.env, total=len(tasks), completed=len(tasks) - len(todo),
-                                avg=100 * statistics.fmean(rewards) if rewards else 0.0, tokens=0)
+    rewards = [e.reward for e in finished.values()]
+    tokens = [0]
 
+    def figures() -> str:
+        return f"avg reward {100 * statistics.fmean(rewards) if rewards else 0.0:.1f}  tokens {tokens[0]}"
+
+    with JsonlWriter(episodes_path) as writer, StageProgress(
+        f"eval {config.env}", len(tasks), "tasks", completed=len(tasks) - len(todo), figures=figures(),
+    ) as progress:
         def record(episode: Episode) -> None:
             writer.write(episode)
             finished[episode.task_id] = episode
             rewards.append(episode.reward)
             tokens[0] += sum(step.generated_tokens for step in episode.steps)
-            progress.update(bar, advance=1, avg=100 * statistics.fmean(rewards), tokens=tokens[0])
+            progress.update(advance=1, figures=figures())
 
         if config.policy == "expert":
             env_spec, env = spec(config.env), config.make_env()

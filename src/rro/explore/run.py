@@ -21,14 +21,13 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
 from rro.agent.trajectory import JsonlWriter, read_jsonl, write_json_atomic, write_jsonl_atomic
 from rro.config import ConfigError, ExploreConfig, guard_output_dir
 from rro.envs.base import Task, spec
 from rro.explore.baselines import ipr_tasks, outcome_tasks
 from rro.explore.replay import ReplayError, replay_exploration
 from rro.explore.walk import walk_tasks
+from rro.progress import StageProgress
 from rro.rollout import SamplingConfig
 from rro.values import MonteCarloValues
 from rro.workers import pending_chunks, run_chunks
@@ -160,21 +159,17 @@ def explore(config: ExploreConfig, policy=None) -> dict[str, Any]:
     done = {record["task_id"]: record for record in read_jsonl(walks_path)}
     chunks = pending_chunks(tasks, set(done), config.tasks_per_batch)
 
-    with JsonlWriter(walks_path) as writer, Progress(
-        TextColumn("[bold]explore {task.fields[strategy]}[/bold]"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("cand/step {task.fields[cps]:.2f}  rollouts {task.fields[rollouts]}  pairs {task.fields[pairs]}"),
-        TimeElapsedColumn(),
-    ) as progress:
-        def show():
-            stats = summarize_steps(list(done.values()))
-            progress.update(bar, completed=len(done), cps=stats["candidates_per_step"]["mean"],
-                            rollouts=stats["rollouts"], pairs=stats["pairs"])
+    def figures() -> str:
+        stats = summarize_steps(list(done.values()))
+        return (f"cand/step {stats['candidates_per_step']['mean']:.2f}  rollouts {stats['rollouts']}  "
+                f"pairs {stats['pairs']}")
 
-        bar = progress.add_task("explore", total=len(tasks), strategy=config.strategy, cps=0.0, rollouts=0, pairs=0)
-        show()
+    with JsonlWriter(walks_path) as writer, StageProgress(
+        f"explore {config.strategy}", len(tasks), "tasks", completed=len(done), figures=figures(),
+    ) as progress:
         for _chunk, records in run_chunks(config, chunks, partial(ExploreChunks, config), policy):
             for record in records:
                 writer.write(record)
                 done[record["task_id"]] = record
-            show()
+            progress.update(completed=len(done), figures=figures())
     return _write_outputs(out, [done[t.id] for t in tasks], header)

@@ -103,11 +103,16 @@ def build_trainer(config: DpoConfig):
 
 def dpo(config: DpoConfig) -> dict:
     """Train `config.model` on the pairs; a finished training is a no-op, an interrupted one resumes."""
+    from rro.train.progress import stop_training_progress
+
     if (record := finished_training(config)) is not None:
         return record
     started = time.time()
     trainer, tokenizer, details = build_trainer(config)
-    result = trainer.train(resume_from_checkpoint=last_checkpoint(Path(config.output) / "trainer"))
+    try:
+        result = trainer.train(resume_from_checkpoint=last_checkpoint(Path(config.output) / "trainer"))
+    finally:
+        stop_training_progress(trainer)
     return save_trained(trainer, tokenizer, config, "dpo", tokenizer.chat_template,
                         {**details, "metrics": result.metrics}, started)
 

@@ -85,10 +85,15 @@ def build_trainer(config: SftConfig):
 def sft(config: SftConfig) -> dict:
     """Fine-tune `config.model` on the trajectories; a finished training is a no-op, an interrupted
     one resumes from its last checkpoint."""
+    from rro.train.progress import stop_training_progress
+
     if (record := finished_training(config)) is not None:
         return record
     started = time.time()
     trainer, tokenizer, original_template, details = build_trainer(config)
-    result = trainer.train(resume_from_checkpoint=last_checkpoint(Path(config.output) / "trainer"))
+    try:
+        result = trainer.train(resume_from_checkpoint=last_checkpoint(Path(config.output) / "trainer"))
+    finally:
+        stop_training_progress(trainer)
     return save_trained(trainer, tokenizer, config, "sft", original_template, {**details, "metrics": result.metrics},
                         started)
