@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 
 from rro.config import SftConfig
+from rro.cpu import sleep_while_waiting
 from rro.terminal import quiet_libraries
 
 # name -> (SftConfig settings, LM head on loss positions only, padding-free batches)
@@ -126,6 +127,7 @@ def main() -> None:
     parser.add_argument("--model", default="smollm2-135m")
     parser.add_argument("--levers", nargs="*", choices=list(LEVERS), default=list(LEVERS))
     args = parser.parse_args()
+    sleep_while_waiting()  # as the CLI does, before torch is imported
     quiet_libraries()
     from rro.policy.hf import cpu_supports_bf16
 

@@ -69,8 +69,10 @@ def main(
 ) -> None:
     """Train LLM agents with Reward Rising Optimization."""
     from rro import terminal
+    from rro.cpu import sleep_while_waiting
     from rro.progress import log_interval
 
+    sleep_while_waiting()  # before anything imports torch
     terminal.configure(verbose)
     try:
         log_interval()  # a bad RRO_PROGRESS_INTERVAL fails now, not after the first stage's work
