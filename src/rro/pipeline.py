@@ -34,6 +34,7 @@ from pydantic import BaseModel, ValidationError
 from rich.console import Console
 
 from rro.agent.trajectory import write_json_atomic
+from rro.folder_lock import hold_folder
 from rro.policy import release_engines
 from rro.config import (
     ENV_OPTIONS,
@@ -106,14 +107,17 @@ def plan(config: PipelineConfig) -> tuple[list[Stage], list[dict[str, Any]]]:
 
     run = Path(config.output)
     tasks = {"env": config.env, **config.run_wide_options()}
+    tracked = {"report_to": config.report_to}  # every stage's figures go to one tracker
     experts_file = run / "experts.jsonl"
     stages = [
         Stage("experts", _stage_config(ExpertsConfig, "experts", config.experts, {**tasks, "output": experts_file}),
               collect_experts),
         Stage("sft", _stage_config(SftConfig, "sft", config.sft,
-                                   {"model": config.model, "data": [experts_file], "output": run / "sft"}), sft),
+                                   {**tracked, "model": config.model, "data": [experts_file],
+                                    "output": run / "sft"}), sft),
         Stage("eval-sft", _stage_config(EvalConfig, "eval", config.eval,
-                                        {**tasks, "model": str(run / "sft"), "output": run / "eval-sft"}), evaluate),
+                                        {**tasks, **tracked, "model": str(run / "sft"),
+                                         "output": run / "eval-sft"}), evaluate),
     ]
     methods = [{"method": "sft", "eval": str(run / "eval-sft"), "sft": str(run / "sft")}]
     explored: list[str] = []
@@ -124,14 +128,17 @@ def plan(config: PipelineConfig) -> tuple[list[Stage], list[dict[str, Any]]]:
         for iteration in range(1, config.iterations + 1):
             where = run / name / f"iter{iteration}"
             explore_config = _stage_config(ExploreConfig, table, explore_section,
-                                           {**tasks, "model": str(model), "strategy": strategy, "output": where / "explore"})
+                                           {**tasks, **tracked, "model": str(model), "strategy": strategy,
+                                            "output": where / "explore"})
             stages += [
                 Stage(f"explore-{name}-{iteration}", explore_config, explore),
                 Stage(f"dpo-{name}-{iteration}", _stage_config(
                     DpoConfig, "dpo", config.dpo,
-                    {"model": str(model), "pairs": [where / "explore" / "pairs.jsonl"], "output": where / "dpo"}), train_dpo_stage),
+                    {**tracked, "model": str(model), "pairs": [where / "explore" / "pairs.jsonl"],
+                     "output": where / "dpo"}), train_dpo_stage),
                 Stage(f"eval-{name}-{iteration}", _stage_config(
-                    EvalConfig, "eval", config.eval, {**tasks, "model": str(where / "dpo"), "output": where / "eval"}),
+                    EvalConfig, "eval", config.eval, {**tasks, **tracked, "model": str(where / "dpo"),
+                                                       "output": where / "eval"}),
                     evaluate),
             ]
             model = where / "dpo"
@@ -194,7 +201,14 @@ def _explorations(config: PipelineConfig) -> list[tuple[str, str, str, dict[str,
 
 
 def run_pipeline(config: PipelineConfig) -> dict[str, Any]:
-    stages, methods = plan(config)
+    """Run (or resume) every stage; the run directory is held throughout (rro.folder_lock), and
+    each stage holds its own folder inside it as well."""
+    stages, methods = plan(config)  # every stage's config is checked before anything is written
+    with hold_folder(config.output):
+        return _run_stages(config, stages, methods)
+
+
+def _run_stages(config: PipelineConfig, stages: list[Stage], methods: list[dict[str, Any]]) -> dict[str, Any]:
     run = Path(config.output)
     markers = run / "stages"
     markers.mkdir(parents=True, exist_ok=True)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -91,8 +92,9 @@ def _text(messages: list[dict[str, str]]) -> str:
 
 def _markdown_table(lines: list[str], table_id: str) -> str:
     """A markdown table (header, rule, rows) as an HTML table."""
-    def cells(line: str) -> list[str]:
-        return [html.escape(cell.strip()) for cell in line.strip().strip("|").split("|")]
+    def cells(line: str) -> list[str]:  # split at the pipes that are not escaped (`\|` is one in a cell)
+        inner = line.strip().removeprefix("|").removesuffix("|")
+        return [html.escape(cell.strip().replace("\\|", "|")) for cell in re.split(r"(?<!\\)\|", inner)]
 
     if len(lines) < 2:
         return ""
@@ -112,9 +114,21 @@ def _plots(out: Path) -> str:
     return "\n".join(figures)
 
 
+def _marked_nonfinite(data: Any) -> Any:
+    """`data` with NaN and infinities as {"nonfinite": "NaN"} (JSON has no such numbers: a bare
+    NaN would stop the browser parsing the whole walk); the page's script turns them back."""
+    if isinstance(data, float) and not math.isfinite(data):
+        return {"nonfinite": str(data).replace("nan", "NaN").replace("inf", "Infinity")}
+    if isinstance(data, dict):
+        return {key: _marked_nonfinite(value) for key, value in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [_marked_nonfinite(value) for value in data]
+    return data
+
+
 def _embedded_json(data: Any) -> str:
     """JSON that can sit inside a <script> element: no `</script>` or `<!--` can appear in it."""
-    return json.dumps(data, separators=(",", ":")).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    return json.dumps(_marked_nonfinite(data), separators=(",", ":"), allow_nan=False).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 def _walk_data(explorations: list[dict[str, Any]]) -> tuple[str, str]:
@@ -220,7 +234,10 @@ _SCRIPT = r"""
 "use strict";
 // The index: per exploration, its label and settings and one summary row per task
 // [task_id, steps, candidates, pairs, reward, end]. A walk's own data is parsed when it is opened.
-const EXPLORATIONS = JSON.parse(document.getElementById("walk-index").textContent);
+// NaN and infinities travel as {"nonfinite": "NaN"} (JSON has no such numbers) and show as NaN, Infinity.
+const revive = (key, value) => value !== null && typeof value === "object" && typeof value.nonfinite === "string"
+  && Object.keys(value).length === 1 ? Number(value.nonfinite) : value;
+const EXPLORATIONS = JSON.parse(document.getElementById("walk-index").textContent, revive);
 const PAGE_SIZE = 100;
 const ENDS = {
   submitted: "the chosen action ended the episode (a terminal action such as submit or Buy Now)",
@@ -243,7 +260,7 @@ function el(tag, attrs, ...children) {
 }
 const fmt = (x, digits = 3) => (x === null || x === undefined) ? "–" : Number(x).toFixed(digits);
 const collapsible = (label, text) => el("details", {}, el("summary", {}, label), el("pre", {}, text ?? ""));
-const loadWalk = (e, i) => JSON.parse(document.getElementById(`w${e}-${i}`).textContent);
+const loadWalk = (e, i) => JSON.parse(document.getElementById(`w${e}-${i}`).textContent, revive);
 
 function visibleTasks() {
   const query = document.getElementById("filter").value.trim().toLowerCase();
@@ -376,7 +393,8 @@ function start() {
   document.getElementById("filter").oninput = () => { state.page = 0; renderList(); };
   document.getElementById("with-pairs").onchange = () => { state.page = 0; renderList(); };
   const hash = new URLSearchParams(location.hash.slice(1));
-  const index = Math.min(Number(hash.get("e")) || 0, EXPLORATIONS.length - 1);
+  const asked = Number(hash.get("e"));  // an address the page never wrote (e=-1, e=x, e=99) opens the first
+  const index = Number.isInteger(asked) && asked >= 0 && asked < EXPLORATIONS.length ? asked : 0;
   chooser.value = index;
   chooseExploration(index, hash.get("t"));
 }

@@ -27,8 +27,10 @@ from rro.envs.base import Task, spec
 from rro.explore.baselines import ipr_tasks, outcome_tasks
 from rro.explore.replay import ReplayError, replay_exploration
 from rro.explore.walk import walk_tasks
+from rro.folder_lock import hold_folder
 from rro.progress import StageProgress
 from rro.rollout import SamplingConfig
+from rro.tracking import Tracker, exploration_metrics
 from rro.values import MonteCarloValues
 from rro.workers import pending_chunks, run_chunks
 
@@ -140,9 +142,13 @@ class ExploreChunks:
 
 def explore(config: ExploreConfig, policy=None) -> dict[str, Any]:
     """Run (or resume) an exploration; `policy` may be passed in to reuse a loaded model (one
-    worker only: with more, every worker loads its own)."""
-    out = Path(config.output)
-    out.mkdir(parents=True, exist_ok=True)
+    worker only: with more, every worker loads its own). The output folder is held for the whole
+    run (rro.folder_lock)."""
+    with hold_folder(config.output):
+        return _explore(config, Path(config.output), policy)
+
+
+def _explore(config: ExploreConfig, out: Path, policy) -> dict[str, Any]:
     guard_output_dir(config, out, _IDENTITY)
     walks_path = out / "walks.jsonl"
     walked = config.strategy in ("rising", "fixed")  # the strategies that anchor and rise_at_max apply to
@@ -154,22 +160,36 @@ def explore(config: ExploreConfig, policy=None) -> dict[str, Any]:
         except ReplayError as err:
             raise ConfigError(str(err)) from None
         write_jsonl_atomic(walks_path, records)
-        return _write_outputs(out, records, {**header, "replayed_from": str(config.replay_from)})
+        stats = _write_outputs(out, records, {**header, "replayed_from": str(config.replay_from)})
+        with Tracker(config.report_to, out, config.model_dump(mode="json")) as tracker:  # all at once
+            tracker.log(exploration_metrics(stats, records), step=len(records))
+            tracker.histogram("explore/candidates_per_step_distribution",
+                              [step["candidates"] for record in records for step in record["steps"]], step=len(records))
+        return stats
     tasks = config.tasks()
     done = {record["task_id"]: record for record in read_jsonl(walks_path)}
     chunks = pending_chunks(tasks, set(done), config.tasks_per_batch)
 
-    def figures() -> str:
-        stats = summarize_steps(list(done.values()))
+    def figures(stats: dict[str, Any]) -> str:
         return (f"cand/step {stats['candidates_per_step']['mean']:.2f}  rollouts {stats['rollouts']}  "
                 f"pairs {stats['pairs']}")
 
-    with JsonlWriter(walks_path) as writer, StageProgress(
-        f"explore {config.strategy}", len(tasks), "tasks", completed=len(done), figures=figures(),
-    ) as progress:
+    with Tracker(config.report_to, out, config.model_dump(mode="json")) as tracker, JsonlWriter(walks_path) as writer, \
+            StageProgress(f"explore {config.strategy}", len(tasks), "tasks", completed=len(done),
+                          figures=figures(summarize_steps(list(done.values())))) as progress:
+        def show():
+            records = list(done.values())
+            stats = summarize_steps(records)
+            progress.update(completed=len(done), figures=figures(stats))
+            tracker.log(exploration_metrics(stats, records), step=len(done))
+
+        show()
         for _chunk, records in run_chunks(config, chunks, partial(ExploreChunks, config), policy):
             for record in records:
                 writer.write(record)
                 done[record["task_id"]] = record
-            progress.update(completed=len(done), figures=figures())
+            show()
+        # The distribution, not only the mean: how many candidates each step drew.
+        tracker.histogram("explore/candidates_per_step_distribution",
+                          [step["candidates"] for record in done.values() for step in record["steps"]], step=len(done))
     return _write_outputs(out, [done[t.id] for t in tasks], header)

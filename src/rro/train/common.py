@@ -135,6 +135,17 @@ def trainer_arguments(config: TrainConfig, work: Path) -> dict[str, Any]:
     )
 
 
+def keep_tensorboard_logs(trainer, config: TrainConfig) -> None:
+    """With report_to = "tensorboard", write the event files to OUT/tensorboard/, beside those of
+    `rro explore` and `rro eval`: transformers' default, OUT/trainer/runs/, is deleted with the
+    optimizer states when training ends (`save_trained`)."""
+    from transformers.integrations import TensorBoardCallback
+
+    for callback in trainer.callback_handler.callbacks:
+        if isinstance(callback, TensorBoardCallback):
+            callback.logging_dir = str(Path(config.output) / "tensorboard")
+
+
 def score_loss_positions_only() -> None:
     """Compute the LM head only where loss is taken, on CPUs too (measured 122 -> 238 tokens/s).
 

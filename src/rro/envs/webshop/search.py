@@ -9,13 +9,13 @@ built once per catalogue and cached under RRO_HOME.
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import bm25s
 import Stemmer
 
 from rro.envs.webshop.catalog import Catalog, Product, data_files
+from rro.derived_cache import open_or_build
 from rro.fetch import rro_home
 
 SEARCH_RETURN_N = 50
@@ -40,19 +40,19 @@ class SearchEngine:
     def __init__(self, catalog: Catalog, cache_dir: Path | None = None):
         self.asins = list(catalog.products)
         cache_dir = cache_dir or _default_cache_dir(catalog)
-        if (cache_dir / "asins.json").exists() and json.loads((cache_dir / "asins.json").read_text()) == self.asins:
-            self.retriever = bm25s.BM25.load(cache_dir)
-        else:
-            self.retriever = bm25s.BM25(k1=K1, b=B, method="lucene")
+
+        def build(folder: Path) -> None:
+            retriever = bm25s.BM25(k1=K1, b=B, method="lucene")
             documents = [document_text(p) for p in catalog.products.values()]
-            self.retriever.index(_tokens(documents, return_ids=True), show_progress=False)
+            retriever.index(_tokens(documents, return_ids=True), show_progress=False)
             del documents
-            tmp = cache_dir.with_name(cache_dir.name + ".tmp")
-            self.retriever.save(tmp)
-            (tmp / "asins.json").write_text(json.dumps(self.asins))
-            if cache_dir.exists():
-                shutil.rmtree(cache_dir)
-            tmp.rename(cache_dir)
+            retriever.save(folder)
+            (folder / "asins.json").write_text(json.dumps(self.asins))
+
+        # Verified when opened, rebuilt when damaged or made for another catalogue (rro.derived_cache).
+        open_or_build(cache_dir, build, "the WebShop search index",
+                      fits=lambda folder: json.loads((folder / "asins.json").read_text()) == self.asins)
+        self.retriever = bm25s.BM25.load(cache_dir)
 
     def search(self, keywords: str, k: int = SEARCH_RETURN_N) -> list[str]:
         """The ASINs of the best `k` products with at least one query term, best first (ties in
