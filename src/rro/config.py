@@ -397,6 +397,9 @@ class DpoConfig(TrainConfig):
     beta: float = Field(default=0.1, gt=0, description="DPO's beta.")
     sft_weight: float = Field(default=0.0, ge=0,
                               description="Weight of an SFT (NLL) term on the chosen side, as IPR's mixture loss; 0 = plain DPO.")
+    pairs_sample: int | None = Field(default=None, ge=1, description=(
+        "Train on a random sample of this many pairs (seeded by `seed`; all of them when there are fewer), "
+        "spread over every task instead of the first ones as `limit` takes them."))
 
 
 class _PipelineConfig(StrictModel):
@@ -426,6 +429,9 @@ class _PipelineConfig(StrictModel):
         "differ for it (e.g. [variants.rising-expert] strategy = 'rising', anchor = 'expert'). Each runs "
         "explore -> dpo -> eval from the same model as the strategies, in RUN/NAME/, reported as NAME."))
     dpo: dict[str, Any] = Field(default_factory=dict, description="`rro dpo` settings.")
+    equal_pairs: bool = Field(default=False, description=(
+        "Also train every method's DPO on the same number of pairs, the fewest any method found (a seeded "
+        "sample of each method's own pairs), and evaluate it as METHOD-equal: pair quality apart from pair count."))
 
     @model_validator(mode="after")
     def _settings_of_the_env(self):

@@ -14,7 +14,8 @@ from collections.abc import Callable, Iterable
 from functools import partial
 from pathlib import Path
 
-from rro.agent.trajectory import Episode, JsonlWriter, read_episodes, write_json_atomic
+from rro.agent.trajectory import Episode, read_episodes
+from rro.jsonl import JsonlWriter, write_json_atomic
 from rro.config import EvalConfig, guard_output_dir
 from rro.envs.base import Task, spec
 from rro.folder_lock import hold_folder

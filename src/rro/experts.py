@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from rro.agent.trajectory import write_json_atomic, write_jsonl_atomic
+from rro.jsonl import write_json_atomic, write_jsonl_atomic
 from rro.config import ExpertsConfig
 from rro.envs.base import spec
 from rro.progress import StageProgress

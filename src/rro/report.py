@@ -25,8 +25,10 @@ from typing import Any
 import numpy as np
 from scipy.stats import bootstrap
 
-from rro.agent.trajectory import read_jsonl
+from rro.config import ExploreConfig, value_when_absent
+from rro.explore.records import read_walks
 from rro.folder_lock import hold_folder
+from rro.jsonl import read_jsonl
 from rro.report_page import write_page
 
 COLUMNS = ["run", "method", "tasks", "avg_reward", "ci_low", "ci_high", "success_rate", "cand_per_step_mean",
@@ -115,7 +117,7 @@ def method_rows(run_name: str, results: dict[str, Any], resamples: int
             )
             explorations[method["method"]] = {
                 "histogram": histogram,
-                "walks": [w for folder in method["explore"] for w in read_jsonl(Path(folder) / "walks.jsonl")],
+                "walks": [w for folder in method["explore"] for w in read_walks(Path(folder))],
             }
         rows.append(row)
         rewards[method["method"]] = per_task
@@ -156,6 +158,24 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
             f"| {_cell(r['run'])} | {_cell(r['method'])} | {r['tasks']} | {r['avg_reward']:.1f} ({r['ci_low']:.1f}–{r['ci_high']:.1f}) "
             f"| {r['success_rate']:.1f} | {_fmt(r['cand_per_step_mean'])} | {_fmt(r['cand_per_step_max'])} "
             f"| {r['rollouts']} | {r['generated_tokens']} | {r['pairs']} | {_fmt(r['explore_s'], 0)} | {r['train_s']:.0f} |")
+    return "\n".join(lines)
+
+
+def cost_table(rows: list[dict[str, Any]]) -> str:
+    """Cost at matched tokens: what each method's exploration bought per million tokens it generated
+    (pairs, and test reward above its run's SFT row), so methods that explore at different costs
+    compare on equal compute. Methods that did not explore (SFT) have no row."""
+    lines = ["| run | method | exploration tokens | pairs | pairs / M tokens | avg reward ×100 | − SFT "
+             "| − SFT / M tokens |", "|---|---|---|---|---|---|---|---|"]
+    sft_reward = {r["run"]: r["avg_reward"] for r in rows if r["method"] == "sft"}
+    for r in rows:
+        if not r["generated_tokens"]:
+            continue
+        millions = r["generated_tokens"] / 1e6
+        gain = r["avg_reward"] - sft_reward[r["run"]] if r["run"] in sft_reward else None
+        lines.append(f"| {r['run']} | {r['method']} | {r['generated_tokens']} | {r['pairs']} "
+                     f"| {r['pairs'] / millions:.0f} | {r['avg_reward']:.1f} | {_fmt(gain, 1)} "
+                     f"| {_fmt(None if gain is None else gain / millions, 1)} |")
     return "\n".join(lines)
 
 
@@ -256,6 +276,7 @@ def _write_report(named_results: list[tuple[str, dict[str, Any]]], out: Path, re
     paired_lines = ["| run | difference | tasks | mean ×100 (95% CI) | tasks better | tasks worse |",
                     "|---|---|---|---|---|---|", *paired]
     (out / "paired.md").write_text("\n".join(paired_lines) + "\n")
+    (out / "cost.md").write_text(cost_table(rows) + "\n")
     thirds = {name: rising_by_third(block["walks"]) for name, block in explorations.items()}
     (out / "rising_by_third.json").write_text(json.dumps(thirds, indent=2))
     _plots(out, rows, explorations)
@@ -277,10 +298,11 @@ def competence_points(explorations: list[Path]) -> list[dict[str, Any]]:
         if config["strategy"] not in ("rising", "fixed") or config["prev0"] != "value":
             raise ValueError(f"{folder}: a competence point needs a rising or fixed exploration with prev0 = 'value' "
                              f"(its V(s0) estimates); this one is {config['strategy']} with prev0 = {config['prev0']!r}")
-        walks = list(read_jsonl(folder / "walks.jsonl"))
+        walks = read_walks(folder)
         points.append({
             "exploration": str(folder), "model": config["model"], "strategy": config["strategy"],
-            "anchor": config.get("anchor", "policy"), "rise_at_max": config.get("rise_at_max", False),
+            "anchor": config.get("anchor", "policy"),
+            "rise_at_max": config.get("rise_at_max", value_when_absent(ExploreConfig.model_fields["rise_at_max"])),
             "tasks": len(walks), "mean_v0": float(np.mean([walk["values"][0] for walk in walks])),
             "candidates_per_step": stats["candidates_per_step"]["mean"],
             "rollouts_per_pair": stats["rollouts_per_pair"], "pairs": stats["pairs"], "rollouts": stats["rollouts"],

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from rro import terminal
-from rro.agent.trajectory import write_json_atomic
+from rro.jsonl import write_json_atomic
 from rro.config import ConfigError, TrainConfig, guard_output_dir
 from rro.policy.models import resolve_model
 

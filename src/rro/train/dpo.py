@@ -13,12 +13,13 @@ out and counted.
 
 from __future__ import annotations
 
+import random
 import time
 from pathlib import Path
 
 from rich.console import Console
 
-from rro.agent.trajectory import read_jsonl
+from rro.jsonl import read_jsonl
 from rro.config import DpoConfig
 from rro.folder_lock import hold_folder
 from rro.train.common import (
@@ -47,6 +48,10 @@ def load_pairs(config: DpoConfig) -> list[dict]:
             if not all(isinstance(record.get(key), list) and record[key] for key in ("prompt", "chosen", "rejected")):
                 raise ValueError(f"{path}:{number}: a pair needs non-empty `prompt`, `chosen` and `rejected` message lists")
             pairs.append({key: record[key] for key in ("prompt", "chosen", "rejected")})
+    if config.pairs_sample is not None and config.pairs_sample < len(pairs):
+        # The kept pairs stay in file order: only which pairs, not their order, comes from the seed.
+        kept = sorted(random.Random(config.seed).sample(range(len(pairs)), config.pairs_sample))
+        pairs = [pairs[index] for index in kept]
     return pairs[: config.limit] if config.limit else pairs
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from rro.agent.trajectory import read_jsonl
+from rro.jsonl import read_jsonl
 from rro.config import SftConfig
 from rro.folder_lock import hold_folder
 from rro.train.common import (
