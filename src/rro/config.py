@@ -153,7 +153,8 @@ class PolicyConfig(StrictModel):
         description="vllm backend: tokens per KV-cache block, the granularity of prefix-cache hits; "
                     "None = 32 on CPU (vLLM's CPU default of 128 made exploration 1.3-1.7x slower), vLLM's default on a GPU.")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
-        default="auto", description="Weights' type; auto: bf16 where the hardware has it.")
+        default="auto", description="Weights' type; auto: bf16 on GPUs and on CPUs with native bf16 (avx512_bf16/AMX), "
+                    "float32 on other CPUs (emulated bf16 is ~80x slower there); hf and vllm backends.")
     device: Annotated[str, AfterValidator(_device_name)] = Field(
         default="auto", description="Where the model runs: auto, cpu, cuda, cuda:1, ... (or mps, xpu).")
     max_batch_size: int | None = Field(
@@ -397,6 +398,9 @@ class DpoConfig(TrainConfig):
     beta: float = Field(default=0.1, gt=0, description="DPO's beta.")
     sft_weight: float = Field(default=0.0, ge=0,
                               description="Weight of an SFT (NLL) term on the chosen side, as IPR's mixture loss; 0 = plain DPO.")
+    pairs_sample: int | None = Field(default=None, ge=1, description=(
+        "Train on a random sample of this many pairs (seeded by `seed`; all of them when there are fewer), "
+        "spread over every task instead of the first ones as `limit` takes them."))
 
 
 class _PipelineConfig(StrictModel):
@@ -426,6 +430,9 @@ class _PipelineConfig(StrictModel):
         "differ for it (e.g. [variants.rising-expert] strategy = 'rising', anchor = 'expert'). Each runs "
         "explore -> dpo -> eval from the same model as the strategies, in RUN/NAME/, reported as NAME."))
     dpo: dict[str, Any] = Field(default_factory=dict, description="`rro dpo` settings.")
+    equal_pairs: bool = Field(default=False, description=(
+        "Also train every method's DPO on the same number of pairs, the fewest any method found (a seeded "
+        "sample of each method's own pairs), and evaluate it as METHOD-equal: pair quality apart from pair count."))
 
     @model_validator(mode="after")
     def _settings_of_the_env(self):
