@@ -79,6 +79,36 @@ def test_report_page_renders_in_chromium(cli_run, tmp_path):
     assert f"Task {first['task_id']}" in dom and "page 1 of 1 (2 tasks)" in dom
 
 
+def test_the_page_shows_a_rise_at_the_ceiling_as_rising(tmp_path):
+    """A step whose candidate reached the maximum reward rose under the ceiling rule (rise_at_max),
+    though its previous value was already the maximum: the page takes the bar and the verdict from
+    the record, so it shows the candidate as rising and the bar as the rule held it. The walk is
+    recorded as rro wrote it before records carried the bar (version 1): the reader derives it."""
+    from rro.report_page import write_page
+
+    chromium = _chromium()
+    folder = tmp_path / "run" / "rising" / "iter1" / "explore"
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps({"env": "intercode-sql", "strategy": "rising", "margin": 0.0,
+                                                    "rise_at_max": True, "on_no_rise": "continue"}))
+    step = {"task_id": "3", "step": 0, "candidates": 1, "distinct_actions": 1, "rose": True, "prev_value": 1.0,
+            "q_values": [1.0], "chosen_q": 1.0, "candidate_turns": ["Thought: t\nAction: submit"],
+            "candidate_actions": ["submit"], "candidate_generated_tokens": 5, "candidate_prompt_tokens": 50,
+            "rollouts": 1, "env_steps": 1, "rollout_generated_tokens": 0, "rollout_prompt_tokens": 0, "cache_hits": 0,
+            "exact": 1}
+    walk = {"task_id": "3", "strategy": "rising", "end": "submitted", "reward": 1.0, "values": [1.0, 1.0],
+            "turns": ["Thought: t\nAction: submit"], "observations": ["done"], "steps": [step], "pairs": []}
+    (folder / "walks.jsonl").write_text(json.dumps(walk) + "\n")
+    out = tmp_path / "report"
+    out.mkdir()
+    write_page(out, [("run", {"methods": [{"method": "rising", "explore": [str(folder)]}]})], "", [])
+    dom = _browser(chromium, tmp_path / "profile", "--dump-dom", (out / "index.html").as_uri()).stdout
+    (row,) = re.findall(r'<tr class="candidate[^"]*">', dom)
+    assert row.split('"')[1].split() == ["candidate", "chosen", "rose"]
+    assert "a candidate rose" in dom and "rose: chosen" in dom
+    assert "bar: 1.000 (previous value 1.000, held below the maximum reward)" in dom
+
+
 def test_odd_values_names_and_addresses(cli_run, tmp_path):
     """A NaN or infinite value renders as such, an address the page never wrote opens the first
     walk, and a `|` in a method name stays in its Markdown cell."""

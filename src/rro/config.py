@@ -194,6 +194,16 @@ TaskSelection = create_model(
     **_environment_fields(reserved=set(_TaskSelection.model_fields) | set(PolicyConfig.model_fields)))
 
 
+class ReportToConfig(StrictModel):
+    """Where a command's running figures go: training's loss curves, exploration's and evaluation's
+    metrics (rro.tracking). Like placement, it changes where figures are sent, never what a run
+    produces, so a finished run may be resumed with another value."""
+
+    report_to: Literal["none", "tensorboard", "wandb"] = Field(default="none", json_schema_extra=PLACEMENT, description=(
+        "Where the running figures go: tensorboard (event files under the output folder; "
+        "pip install 'rro[tensorboard]'), wandb, or none."))
+
+
 class WorkersConfig(StrictModel):
     """Where tasks run: in this process, or spread over Ray actors (rro.workers)."""
 
@@ -208,7 +218,7 @@ class WorkersConfig(StrictModel):
         "evenly between the workers). Only used with workers > 1."), json_schema_extra=PLACEMENT)
 
 
-class EvalConfig(TaskSelection, PolicyConfig, WorkersConfig):
+class EvalConfig(TaskSelection, PolicyConfig, WorkersConfig, ReportToConfig):
     policy: Literal["model", "expert"] = Field(default="model", description="model, or expert (the oracle; no model needed).")
     tasks_per_batch: int = Field(default=64, ge=1, description="Episodes run together (and environments open at once).")
     output: Path = Field(description="Output folder (episodes.jsonl, summary.json).", json_schema_extra=OUTPUT)
@@ -252,7 +262,7 @@ def load_config(cls: type[Config], path: Path | None = None, **overrides: Any) -
         raise ConfigError(describe_error(err)) from None
 
 
-class ExploreConfig(TaskSelection, PolicyConfig, WorkersConfig):
+class ExploreConfig(TaskSelection, PolicyConfig, WorkersConfig, ReportToConfig):
     """`rro explore`: collect preference pairs with one strategy. Defaults follow DESIGN §2."""
 
     split: Literal["train", "dev", "test", "all"] = Field(
@@ -338,7 +348,7 @@ def guard_output_dir(config: BaseModel, out: Path, keys: tuple[str, ...]) -> Non
     tmp.replace(saved_path)
 
 
-class TrainConfig(StrictModel):
+class TrainConfig(ReportToConfig):
     """What `rro sft` and `rro dpo` share. Defaults suit a 135M model on 2 CPU cores."""
 
     model: str = Field(default="smollm2-135m",
@@ -366,7 +376,6 @@ class TrainConfig(StrictModel):
     device: Literal["auto", "cpu", "cuda"] = Field(default="auto", description="Where to train.")
     save_steps: int = Field(default=20, ge=1, description="Optimizer steps between resumable checkpoints.")
     logging_steps: int = Field(default=5, ge=1, description="Optimizer steps between loss log lines.")
-    report_to: Literal["none", "tensorboard", "wandb"] = Field(default="none", description="Where loss curves go.")
     seed: int = Field(default=0, description="Training seed.")
 
 
@@ -405,6 +414,9 @@ class _PipelineConfig(StrictModel):
     strategies: list[Literal["rising", "fixed", "ipr", "outcome"]] = Field(
         default_factory=lambda: ["rising"], min_length=1, description="The exploration strategies compared.")
     iterations: int = Field(default=1, ge=1, description="explore -> dpo -> eval again from the newest model, as IPR.")
+    report_to: Literal["none", "tensorboard", "wandb"] = Field(default="none", description=(
+        "Where every stage's running figures go (training's losses, exploration's and evaluation's metrics): "
+        "tensorboard (tensorboard --logdir RUN shows them all), wandb, or none."))
     experts: dict[str, Any] = Field(default_factory=dict, description="`rro data experts` settings.")
     sft: dict[str, Any] = Field(default_factory=dict, description="`rro sft` settings.")
     eval: dict[str, Any] = Field(default_factory=dict, description="`rro eval` settings (both evaluations).")

@@ -32,8 +32,8 @@ from typing import Any, Callable
 from pydantic import BaseModel, ValidationError
 from rich.console import Console
 
-from rro.agent.trajectory import write_json_atomic
 from rro.folder_lock import hold_folder
+from rro.jsonl import write_json_atomic
 from rro.policy import release_engines
 from rro.config import (
     ENV_OPTIONS,
@@ -88,7 +88,7 @@ def _same_settings(saved: dict[str, Any], config: BaseModel) -> bool:
 def train_dpo_stage(config: DpoConfig) -> dict:
     """DPO, or, when exploration found no pair at all, the starting model kept unchanged and marked
     so (an exploration with 0 pairs is a result, not a crash)."""
-    from rro.agent.trajectory import read_jsonl
+    from rro.jsonl import read_jsonl
     from rro.train.dpo import dpo, keep_starting_model
 
     if all(path.exists() for path in config.pairs) and not any(True for path in config.pairs for _ in read_jsonl(path)):
@@ -106,14 +106,17 @@ def plan(config: PipelineConfig) -> tuple[list[Stage], list[dict[str, Any]]]:
 
     run = Path(config.output)
     tasks = {"env": config.env, **config.run_wide_options()}
+    tracked = {"report_to": config.report_to}  # every stage's figures go to one tracker
     experts_file = run / "experts.jsonl"
     stages = [
         Stage("experts", _stage_config(ExpertsConfig, "experts", config.experts, {**tasks, "output": experts_file}),
               collect_experts),
         Stage("sft", _stage_config(SftConfig, "sft", config.sft,
-                                   {"model": config.model, "data": [experts_file], "output": run / "sft"}), sft),
+                                   {**tracked, "model": config.model, "data": [experts_file],
+                                    "output": run / "sft"}), sft),
         Stage("eval-sft", _stage_config(EvalConfig, "eval", config.eval,
-                                        {**tasks, "model": str(run / "sft"), "output": run / "eval-sft"}), evaluate),
+                                        {**tasks, **tracked, "model": str(run / "sft"),
+                                         "output": run / "eval-sft"}), evaluate),
     ]
     methods = [{"method": "sft", "eval": str(run / "eval-sft"), "sft": str(run / "sft")}]
     explored: list[str] = []
@@ -124,14 +127,17 @@ def plan(config: PipelineConfig) -> tuple[list[Stage], list[dict[str, Any]]]:
         for iteration in range(1, config.iterations + 1):
             where = run / name / f"iter{iteration}"
             explore_config = _stage_config(ExploreConfig, table, explore_section,
-                                           {**tasks, "model": str(model), "strategy": strategy, "output": where / "explore"})
+                                           {**tasks, **tracked, "model": str(model), "strategy": strategy,
+                                            "output": where / "explore"})
             stages += [
                 Stage(f"explore-{name}-{iteration}", explore_config, explore),
                 Stage(f"dpo-{name}-{iteration}", _stage_config(
                     DpoConfig, "dpo", config.dpo,
-                    {"model": str(model), "pairs": [where / "explore" / "pairs.jsonl"], "output": where / "dpo"}), train_dpo_stage),
+                    {**tracked, "model": str(model), "pairs": [where / "explore" / "pairs.jsonl"],
+                     "output": where / "dpo"}), train_dpo_stage),
                 Stage(f"eval-{name}-{iteration}", _stage_config(
-                    EvalConfig, "eval", config.eval, {**tasks, "model": str(where / "dpo"), "output": where / "eval"}),
+                    EvalConfig, "eval", config.eval, {**tasks, **tracked, "model": str(where / "dpo"),
+                                                       "output": where / "eval"}),
                     evaluate),
             ]
             model = where / "dpo"

@@ -25,8 +25,10 @@ from typing import Any
 import numpy as np
 from scipy.stats import bootstrap
 
-from rro.agent.trajectory import read_jsonl
+from rro.config import ExploreConfig, value_when_absent
+from rro.explore.records import read_walks
 from rro.folder_lock import hold_folder
+from rro.jsonl import read_jsonl
 from rro.report_page import write_page
 
 COLUMNS = ["run", "method", "tasks", "avg_reward", "ci_low", "ci_high", "success_rate", "cand_per_step_mean",
@@ -115,7 +117,7 @@ def method_rows(run_name: str, results: dict[str, Any], resamples: int
             )
             explorations[method["method"]] = {
                 "histogram": histogram,
-                "walks": [w for folder in method["explore"] for w in read_jsonl(Path(folder) / "walks.jsonl")],
+                "walks": [w for folder in method["explore"] for w in read_walks(Path(folder))],
             }
         rows.append(row)
         rewards[method["method"]] = per_task
@@ -277,10 +279,11 @@ def competence_points(explorations: list[Path]) -> list[dict[str, Any]]:
         if config["strategy"] not in ("rising", "fixed") or config["prev0"] != "value":
             raise ValueError(f"{folder}: a competence point needs a rising or fixed exploration with prev0 = 'value' "
                              f"(its V(s0) estimates); this one is {config['strategy']} with prev0 = {config['prev0']!r}")
-        walks = list(read_jsonl(folder / "walks.jsonl"))
+        walks = read_walks(folder)
         points.append({
             "exploration": str(folder), "model": config["model"], "strategy": config["strategy"],
-            "anchor": config.get("anchor", "policy"), "rise_at_max": config.get("rise_at_max", False),
+            "anchor": config.get("anchor", "policy"),
+            "rise_at_max": config.get("rise_at_max", value_when_absent(ExploreConfig.model_fields["rise_at_max"])),
             "tasks": len(walks), "mean_v0": float(np.mean([walk["values"][0] for walk in walks])),
             "candidates_per_step": stats["candidates_per_step"]["mean"],
             "rollouts_per_pair": stats["rollouts_per_pair"], "pairs": stats["pairs"], "rollouts": stats["rollouts"],

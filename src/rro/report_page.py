@@ -21,10 +21,10 @@ import re
 from pathlib import Path
 from typing import Any
 
-from rro.agent.trajectory import read_jsonl
+from rro.explore.records import read_walks
 
 # What the page keeps of a step record (the rest is cost detail already in steps.jsonl).
-_STEP_FIELDS = ("step", "candidates", "q_values", "prev_value", "rose", "chosen_q", "rollouts", "cache_hits",
+_STEP_FIELDS = ("step", "candidates", "q_values", "prev_value", "rose", "bar", "chosen", "chosen_q", "rollouts", "cache_hits",
                 "rollouts_saved", "exact", "env_steps", "candidate_generated_tokens", "rollout_generated_tokens",
                 "candidate_turns", "candidate_actions")
 
@@ -46,7 +46,7 @@ def _explorations(runs: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]
                     "strategy": config.get("strategy", ""),
                     "margin": config.get("margin"),
                     "on_no_rise": config.get("on_no_rise"),
-                    "walks": [_walk(record) for record in read_jsonl(folder / "walks.jsonl")],
+                    "walks": [_walk(record) for record in read_walks(folder)],
                 })
     return explorations
 
@@ -298,8 +298,7 @@ function pairText(pair, step, side) {
 }
 
 function candidateRows(walk, index, step, pairs) {
-  const best = step.q_values.indexOf(Math.max(...step.q_values));  // first of equals, as the walk picks
-  const bar = step.prev_value + (EXPLORATIONS[state.exploration].margin || 0);
+  const best = step.chosen;  // the rule's choice and verdict come with the record (rro.explore.records)
   const pairedTexts = new Set(pairs.map(p => pairText(p, step, "rejected")));
   return step.q_values.map((q, k) => {
     const baseline = step.rose === null || step.rose === undefined;  // ipr, outcome: the policy vs the expert
@@ -312,7 +311,7 @@ function candidateRows(walk, index, step, pairs) {
       : k === best ? (step.rose ? "rose: chosen" : "best: chosen (none rose)")
       : (paired ? "rejected: paired" : "rejected");
     const chosen = !baseline && k === best;
-    const classes = ["candidate", chosen ? "chosen" : "", chosen && q > bar ? "rose" : "",
+    const classes = ["candidate", chosen ? "chosen" : "", chosen && step.rose ? "rose" : "",
                      (baseline || !chosen) && paired ? "paired" : ""].join(" ");
     return el("tr", { class: classes }, el("td", {}, k + 1),
       el("td", {}, action === null ? el("span", { class: "muted" }, turn === null ? "not recorded" : "(no valid action)")
@@ -326,7 +325,6 @@ function renderStep(walk, step, index) {
   const exploration = EXPLORATIONS[state.exploration];
   const pairs = walk.pairs.filter(p => p.step === step.step);
   const baseline = step.rose === null || step.rose === undefined;
-  const bar = baseline ? null : step.prev_value + (exploration.margin || 0);
   const rose = baseline ? el("span", { class: "tag" }, "against the expert")
     : el("span", { class: "tag " + (step.rose ? "yes" : "no") }, step.rose ? "a candidate rose"
       : exploration.on_no_rise === "stop" ? "none rose: the walk stops here" : "none rose: the walk goes on with the best");
@@ -343,8 +341,11 @@ function renderStep(walk, step, index) {
   return el("div", { class: "step" },
     el("h3", {}, `Step ${step.step} `, rose),
     el("div", {}, (baseline ? `expert's action Q ${fmt(step.chosen_q)}`
-       : `bar: ${fmt(bar)} (previous value ${fmt(step.prev_value)}` +
-         (exploration.margin ? ` + margin ${exploration.margin}` : "") + ")") + ` · ${step.candidates} candidates · ` +
+       : `bar: ${fmt(step.bar)} (previous value ${fmt(step.prev_value)}` +
+         (exploration.margin ? ` + margin ${exploration.margin}` : "") +
+         // the ceiling rule holds the bar just below the maximum reward, which rises whatever the previous value
+         (step.bar < step.prev_value + (exploration.margin || 0) ? ", held below the maximum reward" : "") + ")") +
+       ` · ${step.candidates} candidates · ` +
        `${step.rollouts ?? 0} rollouts (${step.cache_hits ?? 0} cache hits, ${step.rollouts_saved ?? 0} saved, ` +
        `${step.exact ?? 0} exact) · ${tokens} generated tokens`),
     table,

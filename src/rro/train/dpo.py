@@ -18,11 +18,12 @@ from pathlib import Path
 
 from rich.console import Console
 
-from rro.agent.trajectory import read_jsonl
+from rro.jsonl import read_jsonl
 from rro.config import DpoConfig
 from rro.folder_lock import hold_folder
 from rro.train.common import (
     finished_training,
+    keep_tensorboard_logs,
     last_checkpoint,
     load_model_and_tokenizer,
     lora_config,
@@ -99,6 +100,7 @@ def build_trainer(config: DpoConfig):
     trainer = DPOTrainer(model=model, args=args, train_dataset=Dataset.from_list(kept), processing_class=tokenizer,
                          peft_config=lora_config(config))
     show_training_progress(trainer, "dpo")
+    keep_tensorboard_logs(trainer, config)
     return trainer, tokenizer, {"records": len(kept), "left_out_too_long": len(pairs) - len(kept), "trimmed": trimmed}
 
 
