@@ -41,8 +41,8 @@ def plain_failure(result) -> str:
 @pytest.mark.parametrize("line, problem", [
     (b"garbage\n", "is not JSON"),
     (b"\xff\xfe not text\n", "is not UTF-8 text"),
-    (b"{}\n", "not a record"),
-    (b"null\n", "not a record"),
+    (b"{}\n", "is {}, not a record"),
+    (b"null\n", "is null, not a record"),
 ])
 def test_unreadable_lines_are_errors_naming_file_and_line(explored, tmp_path, line, problem):
     out = copy_of(explored, tmp_path)

@@ -10,6 +10,7 @@ every command takes them too.
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import re
 import tomllib
@@ -22,6 +23,7 @@ from pydantic.fields import FieldInfo
 
 from rro.envs import base as envs
 from rro.envs.base import Env, Task
+from rro.jsonl import numbered_records, write_json_atomic
 
 
 class ConfigError(ValueError):
@@ -325,16 +327,36 @@ def value_when_absent(field: FieldInfo) -> Any:
     return extra["when_absent"] if "when_absent" in extra else field.get_default(call_default_factory=True)
 
 
-def guard_output_dir(config: BaseModel, out: Path, keys: tuple[str, ...]) -> None:
-    """Refuse to mix runs: `out` may only be reused (resumed) with the same values of `keys`."""
+def settings_digest(config: BaseModel, identity: dict[str, Any]) -> str:
+    """A short digest of the settings that identify an output folder, for every record line to
+    carry. Settings at the value a run that lacked them ran with are left out, so a setting that
+    rro gains later does not change the digest of the runs made before it."""
+    fields = type(config).model_fields
+    meaningful = {key: value for key, value in identity.items() if value != value_when_absent(fields[key])}
+    return hashlib.sha256(json.dumps(meaningful, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def guard_output_dir(config: BaseModel, out: Path, keys: tuple[str, ...], records: tuple[str, ...] = ()) -> str:
+    """Refuse to mix runs: `out` may only be reused (resumed) with the same values of `keys`, as its
+    `config.json` says and as every line of its `records` files says (each line carries the digest
+    of these settings: rro.jsonl), so that a deleted or replaced config.json cannot let records of
+    two settings meet. Both are checked before config.json is (re)written. Returns the digest that
+    the lines written now must carry."""
     if isinstance(config, _TaskSelection):  # the environment's own settings identify a run as well
         placement = placement_fields(config)
         keys = tuple(k for k in dict.fromkeys((*keys, *config.env_options())) if k not in placement)
     saved_path = out / "config.json"
     dumped = config.model_dump(mode="json")  # paths as strings, as they are saved
     identity = {key: dumped[key] for key in keys}
-    if saved_path.exists():
-        saved = json.loads(saved_path.read_text())
+    had_config = saved_path.exists()
+    if had_config:
+        try:
+            saved = json.loads(saved_path.read_text(encoding="utf-8"))
+            if not isinstance(saved, dict):
+                raise ValueError("not a JSON object")
+        except ValueError as err:
+            raise ConfigError(f"{saved_path} is unreadable ({err}): delete it and rerun (the records in {out} "
+                              "carry their settings, so a rerun with other settings is still refused)") from None
         # A setting rro gained after the run was saved counts as what the run did without it.
         defaults = {k: value_when_absent(type(config).model_fields[k]) for k in keys}
         saved = {k: saved.get(k, defaults[k]) for k in keys}
@@ -342,10 +364,13 @@ def guard_output_dir(config: BaseModel, out: Path, keys: tuple[str, ...]) -> Non
         if changed:
             details = ", ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in changed.items())
             raise ConfigError(f"{out} holds a run with different settings ({details}); use another output folder")
+    digest = settings_digest(config, identity)
+    for name in records:  # every line readable and of these settings (lines from before digests: if config.json vouches)
+        for _line in numbered_records(out / name, settings=digest, unstamped=had_config):
+            pass
     out.mkdir(parents=True, exist_ok=True)
-    tmp = saved_path.with_suffix(".tmp")
-    tmp.write_text(config.model_dump_json(indent=2))
-    tmp.replace(saved_path)
+    write_json_atomic(saved_path, json.loads(config.model_dump_json()))
+    return digest
 
 
 class TrainConfig(ReportToConfig):

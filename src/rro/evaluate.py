@@ -96,7 +96,9 @@ def evaluate(config: EvalConfig, policy=None) -> dict:
 
 
 def _evaluate(config: EvalConfig, out: Path, policy) -> dict:
-    guard_output_dir(config, out, _RUN_IDENTITY + (_MODEL_IDENTITY if config.policy == "model" else ()))
+    # Every line of episodes.jsonl is checked (readable, of these settings) before anything is written.
+    settings = guard_output_dir(config, out, _RUN_IDENTITY + (_MODEL_IDENTITY if config.policy == "model" else ()),
+                                records=("episodes.jsonl",))
     tasks = config.tasks()
     episodes_path = out / "episodes.jsonl"
     finished = {e.task_id: e for e in read_episodes(episodes_path)}
@@ -107,7 +109,7 @@ def _evaluate(config: EvalConfig, out: Path, policy) -> dict:
         policy = config.load_policy()
 
     started = time.perf_counter()
-    with Tracker(config.report_to, out, config.model_dump(mode="json")) as tracker, JsonlWriter(episodes_path) as writer, Progress(
+    with Tracker(config.report_to, out, config.model_dump(mode="json")) as tracker, JsonlWriter(episodes_path, settings) as writer, Progress(
         TextColumn("[bold]eval[/bold] {task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
