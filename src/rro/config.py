@@ -21,6 +21,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from pydantic.fields import FieldInfo
 
 from rro.envs import base as envs
+from rro.policy import BACKENDS
 from rro.envs.base import Env, Task
 
 
@@ -144,7 +145,7 @@ class PolicyConfig(StrictModel):
 
     model: str = Field(default="smollm2-135m",
                        description="Model: a named model (smollm2-135m), a checkpoint folder or a transformers id.")
-    policy_backend: Literal["hf", "openai", "vllm"] = Field(
+    policy_backend: Literal[tuple(BACKENDS)] = Field(  # type: ignore[valid-type]
         default="hf", description="hf (transformers), openai (an OpenAI-compatible server) or vllm (in-process vLLM engine).",
         json_schema_extra=RESUMABLE)
     base_url: str | None = Field(
@@ -192,17 +193,14 @@ class PolicyConfig(StrictModel):
         return 0 if (Path(self.model) / "rro-train.json").exists() else 1
 
     def load_policy(self):
-        from rro.policy import load_policy
+        from rro.policy import BACKENDS, load_policy
 
-        if self.policy_backend == "openai":
-            if not self.base_url:
-                raise ConfigError("policy_backend = 'openai' needs base_url (e.g. http://127.0.0.1:8000/v1)")
-            return load_policy(self.model, "openai", base_url=self.base_url)
-        if self.policy_backend == "vllm":
-            return load_policy(self.model, "vllm", dtype=self.dtype, gpu_memory_utilization=self.gpu_memory_utilization,
-                               max_model_len=self.max_model_len, enforce_eager=self.enforce_eager, seed=self.seed,
-                               kv_block_size=self.kv_block_size)
-        return load_policy(self.model, "hf", dtype=self.dtype, device=self.device, max_batch_size=self.max_batch_size)
+        backend = BACKENDS[self.policy_backend]
+        for name in backend.required:
+            if not getattr(self, name):
+                raise ConfigError(f"policy_backend = {self.policy_backend!r} needs {name}: "
+                                  f"{type(self).model_fields[name].description}")
+        return load_policy(self.model, self.policy_backend, **{name: getattr(self, name) for name in backend.settings})
 
 
 TaskSelection = create_model(
