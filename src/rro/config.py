@@ -285,7 +285,7 @@ def load_config(cls: type[Config], path: Path | None = None, **overrides: Any) -
 
 
 class ExploreConfig(TaskSelection, PolicyConfig, WorkersConfig, ReportToConfig):
-    """`rro explore`: collect preference pairs with one strategy. Defaults follow DESIGN §2."""
+    """`rro explore`: collect preference pairs with one strategy. Defaults follow docs/design.md ("The rule")."""
 
     split: Literal["train", "dev", "test", "all"] = Field(
         default="train", description="Which tasks: train, test, all, or another of the environment's splits (`rro envs`).")
