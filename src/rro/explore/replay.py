@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from rro.agent.prompts import agent_message
-from rro.config import run_identity
+from rro.config import ExploreConfig, run_identity
 from rro.envs.base import spec
 from rro.explore.records import read_steps, read_walks
 from rro.explore.rule import RiseRule, Tried, decide_step, prefers_expert
@@ -59,7 +59,7 @@ class ReplaySettings:
     max_candidates: int = 5
     rollouts: int = 3
     margin: float = 0.0
-    rise_at_max: bool = True  # as ExploreConfig
+    rise_at_max: bool = ExploreConfig.model_fields["rise_at_max"].default
     prev0: str = "value"
     on_no_rise: str = "continue"
     pair_gap: float = 0.01
