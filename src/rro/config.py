@@ -171,7 +171,9 @@ class PolicyConfig(StrictModel):
                     "None = 32 on CPU (vLLM's CPU default of 128 made exploration 1.3-1.7x slower), vLLM's default on a GPU.",
         json_schema_extra=RESUMABLE)
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
-        default="auto", description="Weights' type; auto: bf16 where the hardware has it.", json_schema_extra=RESUMABLE)
+        default="auto", description="Weights' type; auto: bf16 on GPUs and on CPUs with native bf16 (avx512_bf16/AMX), "
+                    "float32 on other CPUs (emulated bf16 is ~80x slower there); hf and vllm backends.",
+        json_schema_extra=RESUMABLE)
     device: Annotated[str, AfterValidator(_device_name)] = Field(
         default="auto", description="Where the model runs: auto, cpu, cuda, cuda:1, ... (or mps, xpu).",
         json_schema_extra=RESUMABLE)

@@ -24,6 +24,7 @@ SFT and SFT evaluation, and explore the same tasks with the same seeds, so they 
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
 from dataclasses import dataclass
@@ -259,9 +260,13 @@ def _run_stages(config: PipelineConfig, stages: list[Stage], methods: list[dict[
         console.print(f"[bold]{number}/{len(stages)} {stage.name}[/bold]")
         if isinstance(stage.config, TrainConfig):
             release_engines()  # training needs the memory an in-process engine (vLLM) holds
-        started = time.time()
+        started, cpu_started = time.time(), time.process_time()
         stage.run(stage.config)
-        write_json_atomic(marker, {"config": wanted, "seconds": round(time.time() - started, 1)})
+        # CPU seconds and the load beside the wall time: on a machine shared with other work, wall
+        # time grows with the load and CPU time much less (bench/quickstart_stages.py prints them).
+        write_json_atomic(marker, {"config": wanted, "seconds": round(time.time() - started, 1),
+                                   "cpu_seconds": round(time.process_time() - cpu_started, 1),
+                                   "load": round(os.getloadavg()[0], 2)})
     results = {"run": str(run), "env": config.env, **config.run_wide_options(), "methods": methods}
     write_json_atomic(run / "results.json", results)
     return results
