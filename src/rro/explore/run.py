@@ -35,12 +35,6 @@ from rro.tracking import Tracker, exploration_metrics
 from rro.values import MonteCarloValues
 from rro.workers import pending_chunks, run_chunks
 
-# Settings that change what exploration produces; an output folder holds one setting only.
-_IDENTITY = ("env", "split", "scheme", "backend", "model", "strategy", "rollouts", "max_candidates", "temperature",
-             "rollout_temperature", "margin", "rise_at_max", "anchor", "pair_gap", "prev0", "on_no_rise", "tau", "max_steps",
-             "max_invalid_turns", "max_new_tokens", "seed", "icl_shots", "include_empty_dbs", "adaptive", "replay_from")
-
-
 def _walk_record(walk, strategy: str) -> WalkRecord:
     return WalkRecord(
         task_id=walk.task.id,
@@ -150,7 +144,7 @@ def explore(config: ExploreConfig, policy=None) -> dict[str, Any]:
 
 
 def _explore(config: ExploreConfig, out: Path, policy) -> dict[str, Any]:
-    guard_output_dir(config, out, _IDENTITY)
+    guard_output_dir(config, out)
     walked = config.strategy in ("rising", "fixed")  # the strategies that anchor and rise_at_max apply to
     header = {"strategy": config.strategy, "model": config.model, "env": config.env, "split": config.split,
               "anchor": config.anchor if walked else None, "rise_at_max": config.rise_at_max if walked else None}
