@@ -17,12 +17,14 @@ SFT and SFT evaluation, and explore the same tasks with the same seeds, so they 
 
     RUN/experts.jsonl   RUN/sft/   RUN/eval-sft/
     RUN/<strategy or variant>/iter<i>/explore/  .../dpo/  .../eval/
+    RUN/<strategy or variant>/equal/dpo/  .../eval/   with equal_pairs: the same pair count for all
     RUN/results.json    the methods and where their outputs are (what `rro report` reads)
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
 from dataclasses import dataclass
@@ -33,10 +35,9 @@ from pydantic import BaseModel, ValidationError
 from rich.console import Console
 
 from rro.folder_lock import hold_folder
-from rro.jsonl import write_json_atomic
+from rro.jsonl import read_jsonl, write_json_atomic
 from rro.policy import release_engines
 from rro.config import (
-    ENV_OPTIONS,
     ConfigError,
     DpoConfig,
     EvalConfig,
@@ -46,7 +47,7 @@ from rro.config import (
     SftConfig,
     TrainConfig,
     describe_error,
-    placement_fields,
+    run_identity,
     value_when_absent,
 )
 
@@ -71,24 +72,20 @@ def _stage_config(cls: type[BaseModel], table: str, section: dict[str, Any], wir
 
 
 def _same_settings(saved: dict[str, Any], config: BaseModel) -> bool:
-    """Whether a finished stage ran with `config`. Settings that rro gained after the stage ran
-    count as the same when they are at what the stage ran with before they existed (their default,
-    or `when_absent`). What does not count: placement settings
-    (where a stage ran, not what it produced), other environments' settings (every installed
-    environment adds its own to every command), and settings this installation does not know (a
-    plug-in environment's, since uninstalled: they cannot change what runs now)."""
-    ignored = placement_fields(config)
-    if hasattr(config, "env_options"):
-        ignored |= set(ENV_OPTIONS) - set(config.env_options())
-    wanted = {k: v for k, v in config.model_dump(mode="json").items() if k not in ignored}
-    defaults = {name: value_when_absent(field) for name, field in type(config).model_fields.items()}
-    return all(saved[k] == value if k in saved else value == defaults[k] for k, value in wanted.items())
+    """Whether a finished stage ran with `config`: the same values of the settings that identify
+    it (rro.config.run_identity). Settings that rro gained after the stage ran count as the same
+    when they are at what the stage ran with before they existed (their default, or `when_absent`);
+    settings this installation does not know (a plug-in environment's, since uninstalled) cannot
+    change what runs now."""
+    wanted = config.model_dump(mode="json")
+    fields = type(config).model_fields
+    return all(saved[k] == wanted[k] if k in saved else wanted[k] == value_when_absent(fields[k])
+               for k in run_identity(config))
 
 
 def train_dpo_stage(config: DpoConfig) -> dict:
     """DPO, or, when exploration found no pair at all, the starting model kept unchanged and marked
     so (an exploration with 0 pairs is a result, not a crash)."""
-    from rro.jsonl import read_jsonl
     from rro.train.dpo import dpo, keep_starting_model
 
     if all(path.exists() for path in config.pairs) and not any(True for path in config.pairs for _ in read_jsonl(path)):
@@ -149,6 +146,45 @@ def plan(config: PipelineConfig) -> tuple[list[Stage], list[dict[str, Any]]]:
                 "dpo": [str(run / name / f"iter{i}" / "dpo") for i in range(1, iteration + 1)],
                 "eval": str(where / "eval"),
             })
+    if config.equal_pairs:
+        equal_stages, equal_methods = _equal_pairs_arm(config, tasks, methods[1:])
+        stages += equal_stages
+        methods += equal_methods
+    return stages, methods
+
+
+def _equal_pairs_arm(config: PipelineConfig, tasks: dict[str, Any],
+                     explored: list[dict[str, Any]]) -> tuple[list[Stage], list[dict[str, Any]]]:
+    """DPO from SFT on the same number of pairs for every method (the fewest any method found, a seeded
+    sample of each one's own), then its evaluation: METHOD-equal measures pair quality apart from count.
+    The count is known only once every exploration has finished, so each DPO stage reads it when it runs."""
+    if config.iterations != 1:
+        raise ConfigError("equal_pairs needs iterations = 1: later iterations explore newer models")
+    from rro.evaluate import evaluate
+
+    run = Path(config.output)
+    pair_files = [Path(method["explore"][0]) / "pairs.jsonl" for method in explored]
+
+    def train_on_equal_count(dpo_config: DpoConfig) -> dict:
+        fewest = min(sum(1 for _ in read_jsonl(path)) for path in pair_files)
+        if fewest == 0:
+            from rro.train.dpo import keep_starting_model
+            return keep_starting_model(dpo_config, "a method found no preference pairs: no equal count to train on")
+        return train_dpo_stage(dpo_config.model_copy(update={"pairs_sample": fewest}))
+
+    stages, methods = [], []
+    for method, pairs in zip(explored, pair_files):
+        name, where = method["method"], run / method["method"] / "equal"
+        stages += [
+            Stage(f"dpo-{name}-equal", _stage_config(
+                DpoConfig, "dpo", config.dpo, {"model": str(run / "sft"), "pairs": [pairs], "output": where / "dpo"}),
+                train_on_equal_count),
+            Stage(f"eval-{name}-equal", _stage_config(
+                EvalConfig, "eval", config.eval, {**tasks, "model": str(where / "dpo"), "output": where / "eval"}),
+                evaluate),
+        ]
+        methods.append({**method, "method": f"{name}-equal", "equal_pairs": True,
+                        "dpo": [str(where / "dpo")], "eval": str(where / "eval")})
     return stages, methods
 
 
@@ -224,9 +260,13 @@ def _run_stages(config: PipelineConfig, stages: list[Stage], methods: list[dict[
         console.print(f"[bold]{number}/{len(stages)} {stage.name}[/bold]")
         if isinstance(stage.config, TrainConfig):
             release_engines()  # training needs the memory an in-process engine (vLLM) holds
-        started = time.time()
+        started, cpu_started = time.time(), time.process_time()
         stage.run(stage.config)
-        write_json_atomic(marker, {"config": wanted, "seconds": round(time.time() - started, 1)})
+        # CPU seconds and the load beside the wall time: on a machine shared with other work, wall
+        # time grows with the load and CPU time much less (bench/quickstart_stages.py prints them).
+        write_json_atomic(marker, {"config": wanted, "seconds": round(time.time() - started, 1),
+                                   "cpu_seconds": round(time.process_time() - cpu_started, 1),
+                                   "load": round(os.getloadavg()[0], 2)})
     results = {"run": str(run), "env": config.env, **config.run_wide_options(), "methods": methods}
     write_json_atomic(run / "results.json", results)
     return results

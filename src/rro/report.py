@@ -161,6 +161,24 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def cost_table(rows: list[dict[str, Any]]) -> str:
+    """Cost at matched tokens: what each method's exploration bought per million tokens it generated
+    (pairs, and test reward above its run's SFT row), so methods that explore at different costs
+    compare on equal compute. Methods that did not explore (SFT) have no row."""
+    lines = ["| run | method | exploration tokens | pairs | pairs / M tokens | avg reward ×100 | − SFT "
+             "| − SFT / M tokens |", "|---|---|---|---|---|---|---|---|"]
+    sft_reward = {r["run"]: r["avg_reward"] for r in rows if r["method"] == "sft"}
+    for r in rows:
+        if not r["generated_tokens"]:
+            continue
+        millions = r["generated_tokens"] / 1e6
+        gain = r["avg_reward"] - sft_reward[r["run"]] if r["run"] in sft_reward else None
+        lines.append(f"| {r['run']} | {r['method']} | {r['generated_tokens']} | {r['pairs']} "
+                     f"| {r['pairs'] / millions:.0f} | {r['avg_reward']:.1f} | {_fmt(gain, 1)} "
+                     f"| {_fmt(None if gain is None else gain / millions, 1)} |")
+    return "\n".join(lines)
+
+
 def paired_table(run: str, rewards: dict[str, dict[int, float]], resamples: int) -> list[str]:
     lines = []
     baseline = rewards.get("sft")
@@ -258,6 +276,7 @@ def _write_report(named_results: list[tuple[str, dict[str, Any]]], out: Path, re
     paired_lines = ["| run | difference | tasks | mean ×100 (95% CI) | tasks better | tasks worse |",
                     "|---|---|---|---|---|---|", *paired]
     (out / "paired.md").write_text("\n".join(paired_lines) + "\n")
+    (out / "cost.md").write_text(cost_table(rows) + "\n")
     thirds = {name: rising_by_third(block["walks"]) for name, block in explorations.items()}
     (out / "rising_by_third.json").write_text(json.dumps(thirds, indent=2))
     _plots(out, rows, explorations)

@@ -13,6 +13,7 @@ out and counted.
 
 from __future__ import annotations
 
+import random
 import time
 from pathlib import Path
 
@@ -47,6 +48,10 @@ def load_pairs(config: DpoConfig) -> list[dict]:
             if not all(isinstance(record.get(key), list) and record[key] for key in ("prompt", "chosen", "rejected")):
                 raise ValueError(f"{path}:{number}: a pair needs non-empty `prompt`, `chosen` and `rejected` message lists")
             pairs.append({key: record[key] for key in ("prompt", "chosen", "rejected")})
+    if config.pairs_sample is not None and config.pairs_sample < len(pairs):
+        # The kept pairs stay in file order: only which pairs, not their order, comes from the seed.
+        kept = sorted(random.Random(config.seed).sample(range(len(pairs)), config.pairs_sample))
+        pairs = [pairs[index] for index in kept]
     return pairs[: config.limit] if config.limit else pairs
 
 
@@ -112,11 +117,16 @@ def dpo(config: DpoConfig) -> dict:
 
 
 def _dpo(config: DpoConfig) -> dict:
+    from rro.train.progress import stop_training_progress
+
     if (record := finished_training(config)) is not None:
         return record
     started = time.time()
     trainer, tokenizer, details = build_trainer(config)
-    result = trainer.train(resume_from_checkpoint=last_checkpoint(Path(config.output) / "trainer"))
+    try:
+        result = trainer.train(resume_from_checkpoint=last_checkpoint(Path(config.output) / "trainer"))
+    finally:
+        stop_training_progress(trainer)
     return save_trained(trainer, tokenizer, config, "dpo", tokenizer.chat_template,
                         {**details, "metrics": result.metrics}, started)
 
