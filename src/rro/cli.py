@@ -110,7 +110,7 @@ def data_fetch(
 ) -> None:
     """Download (or copy from a mirror) and verify an environment's data files."""
     from rro.envs import spec
-    from rro.fetch import ensure_file
+    from rro.fetch import OneOf, ensure_any, ensure_file
 
     try:
         remotes = spec(env).data_files()
@@ -120,8 +120,10 @@ def data_fetch(
         console.print(f"{env} has no data files to fetch")
     try:
         for remote in remotes:
-            path = ensure_file(remote, source)
-            console.print(f"[green]ok[/green] {remote.name} -> {path}")
+            # data published in several forms: the first form the source has
+            paths = ensure_any(remote, source) if isinstance(remote, OneOf) else (ensure_file(remote, source),)
+            for path in paths:
+                console.print(f"[green]ok[/green] {path.name} -> {path}")
     except DataError as err:
         _fail(str(err))
 
