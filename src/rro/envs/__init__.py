@@ -1,4 +1,4 @@
-"""Environments behind one small interface; see `rro.envs.base` (and README "Your own environment")."""
+"""Environments behind one small interface; see `rro.envs.base` (and docs/howto/environments.md, "Your own environment")."""
 
 from rro.envs.base import Env, EnvSpec, Example, ParsedAction, StepResult, Task, make, names, spec
 

@@ -118,6 +118,11 @@ class EnvSpec:
     # The files `rro data fetch` downloads and verifies (rro.fetch.RemoteFile records), if any.
     data_files: Callable[[], Sequence[Any]] = tuple
     description: str = ""  # one line for `rro envs`
+    # The licence of the data the tasks come from, as a Hugging Face Hub licence id ("mit",
+    # "cc-by-sa-4.0", ...; "unknown" when undeclared), and a line saying whose data it is: both go
+    # into the dataset card of exported pairs (`rro pairs export`), whose prompts quote that data.
+    data_license: str = "unknown"
+    data_license_note: str = ""
 
 
 @dataclass

@@ -150,4 +150,8 @@ SPEC = EnvSpec(
     splits=("train", "test", "all"),
     data_files=data_files,
     description="Spider-dev questions answered with MySQL statements (InterCode), on SQLite or MariaDB.",
+    # Spider's share-alike licence carries over to anything that quotes its questions and databases.
+    data_license="cc-by-sa-4.0",
+    data_license_note=("InterCode-SQL (MIT licence) packages the dev set of Spider (Yu et al. 2018), whose "
+                       "questions and databases are under CC BY-SA 4.0."),
 )

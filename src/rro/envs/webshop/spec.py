@@ -116,6 +116,8 @@ SPECS = [
         data_files=partial(data_files, name),
         description=("WebShop, shopping by search and clicks, "
                      + ("1000-product catalogue" if name == "webshop" else "full 1.18M-product catalogue") + "."),
+        data_license="mit",
+        data_license_note="WebShop (Yao et al. 2022): products, attributes and human instructions, MIT licence.",
     )
     for name in ENV_NAMES
 ]
