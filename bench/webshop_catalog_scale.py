@@ -74,7 +74,7 @@ def main() -> None:
 
     started = time.perf_counter()
     catalog = load_catalog_files(products, args.dir / "items_ins_v2.json", args.dir / "items_human_ins.json", size="full")
-    print(f"load_catalog_files: {len(catalog.products)} products, {len(catalog.goals("human"))} goals, "
+    print(f"load_catalog_files: {len(catalog.products)} products, {len(catalog.goals('human'))} goals, "
           f"{time.perf_counter() - started:.0f} s, peak RSS {peak_rss_gib():.1f} GiB")
     cached = (args.dir / "bm25").exists()
     started = time.perf_counter()
