@@ -73,7 +73,8 @@ HUMAN_INSTRUCTIONS_FILE = _drive_file("items_human_ins.json", "14Kb5SPBk_jfdLZ_C
                                       sha256="cf78667548a71786e1d9049c24b802e48e1084ad4bb021cae56ce1f6d96954a3")
 
 # The 1000 products as upstream's search engine reads them (`search_engine/resources_1k/documents.jsonl`),
-# committed byte for byte in public WebShop forks: pinned by size, SHA-256 and git blob id.
+# committed byte for byte in public WebShop forks: pinned by size, SHA-256 and git blob id. (The
+# forks' addresses were not reachable where this was written; whatever they serve, the pins decide.)
 _FORKS = (
     "https://raw.githubusercontent.com/WillDreamer/webshop-minimal/HEAD/webshop_minimal/search_engine",
     "https://raw.githubusercontent.com/WujiangXu/EPO/HEAD/agent_system/environments/env_package/webshop/webshop/search_engine",
