@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rro.agent.trajectory import read_jsonl, write_jsonl_atomic
+from rro.jsonl import read_jsonl, write_jsonl_atomic
 from rro.config import DpoConfig, EvalConfig
 from rro.envs.base import spec
 from rro.evaluate import evaluate

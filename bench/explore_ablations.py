@@ -42,7 +42,7 @@ import itertools
 import json
 from pathlib import Path
 
-from rro.agent.trajectory import read_jsonl
+from rro.jsonl import read_jsonl
 from rro.config import ExploreConfig
 from rro.envs.base import spec
 from rro.explore import explore

@@ -162,6 +162,7 @@ TINY_CLI_RUN = """
 output = "{output}"
 model = "tiny-random"
 strategies = ["rising", "ipr"]
+report_to = "tensorboard"  # every stage's figures, read back by tests/test_tracking.py
 
 [experts]
 limit = 4

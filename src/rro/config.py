@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import tomllib
 import warnings
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
 from pydantic.fields import FieldInfo
 
 from rro.envs import base as envs
@@ -33,7 +34,9 @@ PLACEMENT = {"placement": True}  # where a run happens, not what it produces: se
 
 
 class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid")  # a misspelt field is an error, not silently ignored
+    # A misspelt field is an error, not silently ignored; inf and NaN are no setting's value (a NaN
+    # margin compared false with everything, and was saved as null).
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 def _environment_fields(reserved: set[str], run_wide_only: bool = False) -> dict[str, tuple[Any, FieldInfo]]:
@@ -119,6 +122,12 @@ class _TaskSelection(StrictModel):
                                 if name not in env_spec.task_options})
 
 
+def _device_name(device: str) -> str:
+    if not re.fullmatch(r"auto|cpu|mps|(cuda|xpu)(:\d+)?", device):
+        raise ValueError("choose auto, cpu, cuda, cuda:N, mps or xpu")
+    return device
+
+
 class PolicyConfig(StrictModel):
     """Which model writes the agent's turns, where it runs, and how it samples."""
 
@@ -145,7 +154,8 @@ class PolicyConfig(StrictModel):
                     "None = 32 on CPU (vLLM's CPU default of 128 made exploration 1.3-1.7x slower), vLLM's default on a GPU.")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
         default="auto", description="Weights' type; auto: bf16 where the hardware has it.")
-    device: str = Field(default="auto", description="Where the model runs: auto, cpu, cuda, cuda:1, ...")
+    device: Annotated[str, AfterValidator(_device_name)] = Field(
+        default="auto", description="Where the model runs: auto, cpu, cuda, cuda:1, ... (or mps, xpu).")
     max_batch_size: int | None = Field(
         default=None, ge=1, description="Most conversations per forward pass (default: all at once).")
     temperature: float = Field(default=0.0, ge=0.0, description="Sampling temperature; 0 = greedy.")
@@ -184,6 +194,16 @@ TaskSelection = create_model(
     **_environment_fields(reserved=set(_TaskSelection.model_fields) | set(PolicyConfig.model_fields)))
 
 
+class ReportToConfig(StrictModel):
+    """Where a command's running figures go: training's loss curves, exploration's and evaluation's
+    metrics (rro.tracking). Like placement, it changes where figures are sent, never what a run
+    produces, so a finished run may be resumed with another value."""
+
+    report_to: Literal["none", "tensorboard", "wandb"] = Field(default="none", json_schema_extra=PLACEMENT, description=(
+        "Where the running figures go: tensorboard (event files under the output folder; "
+        "pip install 'rro[tensorboard]'), wandb, or none."))
+
+
 class WorkersConfig(StrictModel):
     """Where tasks run: in this process, or spread over Ray actors (rro.workers)."""
 
@@ -198,7 +218,7 @@ class WorkersConfig(StrictModel):
         "evenly between the workers). Only used with workers > 1."), json_schema_extra=PLACEMENT)
 
 
-class EvalConfig(TaskSelection, PolicyConfig, WorkersConfig):
+class EvalConfig(TaskSelection, PolicyConfig, WorkersConfig, ReportToConfig):
     policy: Literal["model", "expert"] = Field(default="model", description="model, or expert (the oracle; no model needed).")
     tasks_per_batch: int = Field(default=64, ge=1, description="Episodes run together (and environments open at once).")
     output: Path = Field(description="Output folder (episodes.jsonl, summary.json).", json_schema_extra=OUTPUT)
@@ -242,7 +262,7 @@ def load_config(cls: type[Config], path: Path | None = None, **overrides: Any) -
         raise ConfigError(describe_error(err)) from None
 
 
-class ExploreConfig(TaskSelection, PolicyConfig, WorkersConfig):
+class ExploreConfig(TaskSelection, PolicyConfig, WorkersConfig, ReportToConfig):
     """`rro explore`: collect preference pairs with one strategy. Defaults follow DESIGN §2."""
 
     split: Literal["train", "dev", "test", "all"] = Field(
@@ -328,7 +348,7 @@ def guard_output_dir(config: BaseModel, out: Path, keys: tuple[str, ...]) -> Non
     tmp.replace(saved_path)
 
 
-class TrainConfig(StrictModel):
+class TrainConfig(ReportToConfig):
     """What `rro sft` and `rro dpo` share. Defaults suit a 135M model on 2 CPU cores."""
 
     model: str = Field(default="smollm2-135m",
@@ -356,7 +376,6 @@ class TrainConfig(StrictModel):
     device: Literal["auto", "cpu", "cuda"] = Field(default="auto", description="Where to train.")
     save_steps: int = Field(default=20, ge=1, description="Optimizer steps between resumable checkpoints.")
     logging_steps: int = Field(default=5, ge=1, description="Optimizer steps between loss log lines.")
-    report_to: Literal["none", "tensorboard", "wandb"] = Field(default="none", description="Where loss curves go.")
     seed: int = Field(default=0, description="Training seed.")
 
 
@@ -378,6 +397,9 @@ class DpoConfig(TrainConfig):
     beta: float = Field(default=0.1, gt=0, description="DPO's beta.")
     sft_weight: float = Field(default=0.0, ge=0,
                               description="Weight of an SFT (NLL) term on the chosen side, as IPR's mixture loss; 0 = plain DPO.")
+    pairs_sample: int | None = Field(default=None, ge=1, description=(
+        "Train on a random sample of this many pairs (seeded by `seed`; all of them when there are fewer), "
+        "spread over every task instead of the first ones as `limit` takes them."))
 
 
 class _PipelineConfig(StrictModel):
@@ -395,6 +417,9 @@ class _PipelineConfig(StrictModel):
     strategies: list[Literal["rising", "fixed", "ipr", "outcome"]] = Field(
         default_factory=lambda: ["rising"], min_length=1, description="The exploration strategies compared.")
     iterations: int = Field(default=1, ge=1, description="explore -> dpo -> eval again from the newest model, as IPR.")
+    report_to: Literal["none", "tensorboard", "wandb"] = Field(default="none", description=(
+        "Where every stage's running figures go (training's losses, exploration's and evaluation's metrics): "
+        "tensorboard (tensorboard --logdir RUN shows them all), wandb, or none."))
     experts: dict[str, Any] = Field(default_factory=dict, description="`rro data experts` settings.")
     sft: dict[str, Any] = Field(default_factory=dict, description="`rro sft` settings.")
     eval: dict[str, Any] = Field(default_factory=dict, description="`rro eval` settings (both evaluations).")
@@ -404,6 +429,9 @@ class _PipelineConfig(StrictModel):
         "differ for it (e.g. [variants.rising-expert] strategy = 'rising', anchor = 'expert'). Each runs "
         "explore -> dpo -> eval from the same model as the strategies, in RUN/NAME/, reported as NAME."))
     dpo: dict[str, Any] = Field(default_factory=dict, description="`rro dpo` settings.")
+    equal_pairs: bool = Field(default=False, description=(
+        "Also train every method's DPO on the same number of pairs, the fewest any method found (a seeded "
+        "sample of each method's own pairs), and evaluate it as METHOD-equal: pair quality apart from pair count."))
 
     @model_validator(mode="after")
     def _settings_of_the_env(self):

@@ -16,10 +16,13 @@ from pathlib import Path
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from rro.agent.trajectory import Episode, JsonlWriter, read_episodes, write_json_atomic
+from rro.agent.trajectory import Episode, read_episodes
+from rro.jsonl import JsonlWriter, write_json_atomic
 from rro.config import EvalConfig, guard_output_dir
 from rro.envs.base import Task, spec
+from rro.folder_lock import hold_folder
 from rro.rollout import EpisodeRequest, SamplingConfig, run_episodes, run_expert_episode
+from rro.tracking import Tracker, evaluation_metrics
 from rro.workers import pending_chunks, run_chunks
 
 # Fields that change what an episode is; an output folder holds episodes of one setting only.
@@ -86,9 +89,13 @@ class EvalChunks:
 
 def evaluate(config: EvalConfig, policy=None) -> dict:
     """Run (or resume) an evaluation; `policy` may be passed in to reuse a loaded model (one worker
-    only: with more, every worker loads its own)."""
-    out = Path(config.output)
-    out.mkdir(parents=True, exist_ok=True)
+    only: with more, every worker loads its own). The output folder is held for the whole run
+    (rro.folder_lock)."""
+    with hold_folder(config.output):
+        return _evaluate(config, Path(config.output), policy)
+
+
+def _evaluate(config: EvalConfig, out: Path, policy) -> dict:
     guard_output_dir(config, out, _RUN_IDENTITY + (_MODEL_IDENTITY if config.policy == "model" else ()))
     tasks = config.tasks()
     episodes_path = out / "episodes.jsonl"
@@ -100,7 +107,7 @@ def evaluate(config: EvalConfig, policy=None) -> dict:
         policy = config.load_policy()
 
     started = time.perf_counter()
-    with JsonlWriter(episodes_path) as writer, Progress(
+    with Tracker(config.report_to, out, config.model_dump(mode="json")) as tracker, JsonlWriter(episodes_path) as writer, Progress(
         TextColumn("[bold]eval[/bold] {task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
@@ -109,6 +116,7 @@ def evaluate(config: EvalConfig, policy=None) -> dict:
     ) as progress:
         rewards = [e.reward for e in finished.values()]
         tokens = [0]
+        all_tokens = [sum(step.generated_tokens for e in finished.values() for step in e.steps)]  # resumed ones too
         bar = progress.add_task(config.env, total=len(tasks), completed=len(tasks) - len(todo),
                                 avg=100 * statistics.fmean(rewards) if rewards else 0.0, tokens=0)
 
@@ -117,7 +125,9 @@ def evaluate(config: EvalConfig, policy=None) -> dict:
             finished[episode.task_id] = episode
             rewards.append(episode.reward)
             tokens[0] += sum(step.generated_tokens for step in episode.steps)
+            all_tokens[0] += sum(step.generated_tokens for step in episode.steps)
             progress.update(bar, advance=1, avg=100 * statistics.fmean(rewards), tokens=tokens[0])
+            tracker.log(evaluation_metrics(rewards, all_tokens[0]), step=len(finished))
 
         if config.policy == "expert":
             env_spec, env = spec(config.env), config.make_env()

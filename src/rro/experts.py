@@ -12,7 +12,7 @@ from pathlib import Path
 
 from rich.progress import Progress
 
-from rro.agent.trajectory import write_json_atomic, write_jsonl_atomic
+from rro.jsonl import write_json_atomic, write_jsonl_atomic
 from rro.config import ExpertsConfig
 from rro.envs.base import spec
 from rro.rollout import run_expert_episode

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rro.agent.trajectory import read_jsonl
+from rro.config import ExploreConfig, value_when_absent
+from rro.explore.records import read_pairs
 
 _MESSAGES = [{"role": "string", "content": "string"}]
 # Column -> datasets type name. One schema for every strategy: outcome pairs' chosen and rejected
@@ -104,7 +105,7 @@ def pairs_dataset(explorations: list[Exploration]):
     rows = []
     for exploration in explorations:
         model = exploration.config()["model"]
-        for pair in read_jsonl(exploration.folder / "pairs.jsonl"):
+        for pair in read_pairs(exploration.folder):
             row = {name: pair.get(name) for name in COLUMNS}
             row.update(task_id=str(pair["task_id"]), method=exploration.name, model=model)
             rows.append(row)
@@ -118,7 +119,8 @@ def summary(exploration: Exploration, pairs: int) -> dict[str, Any]:
         "method": exploration.name, "env": config["env"], "model": config["model"], "strategy": config["strategy"],
         "anchor": config.get("anchor", "policy") if config["strategy"] in ("rising", "fixed") else "expert path",
         "rollouts": config["rollouts"], "max_candidates": config["max_candidates"],
-        "rise_at_max": config.get("rise_at_max", False), "split": config["split"], "limit": config.get("limit"),
+        "rise_at_max": config.get("rise_at_max", value_when_absent(ExploreConfig.model_fields["rise_at_max"])),
+        "split": config["split"], "limit": config.get("limit"),
         "tasks": stats.get("tasks"), "pairs": pairs,
         "candidates_per_step": (stats.get("candidates_per_step") or {}).get("mean"),
         "replayed_from": stats.get("replayed_from"),

@@ -17,6 +17,7 @@ SFT and SFT evaluation, and explore the same tasks with the same seeds, so they 
 
     RUN/experts.jsonl   RUN/sft/   RUN/eval-sft/
     RUN/<strategy or variant>/iter<i>/explore/  .../dpo/  .../eval/
+    RUN/<strategy or variant>/equal/dpo/  .../eval/   with equal_pairs: the same pair count for all
     RUN/results.json    the methods and where their outputs are (what `rro report` reads)
 """
 
@@ -32,7 +33,8 @@ from typing import Any, Callable
 from pydantic import BaseModel, ValidationError
 from rich.console import Console
 
-from rro.agent.trajectory import write_json_atomic
+from rro.folder_lock import hold_folder
+from rro.jsonl import read_jsonl, write_json_atomic
 from rro.policy import release_engines
 from rro.config import (
     ENV_OPTIONS,
@@ -87,7 +89,6 @@ def _same_settings(saved: dict[str, Any], config: BaseModel) -> bool:
 def train_dpo_stage(config: DpoConfig) -> dict:
     """DPO, or, when exploration found no pair at all, the starting model kept unchanged and marked
     so (an exploration with 0 pairs is a result, not a crash)."""
-    from rro.agent.trajectory import read_jsonl
     from rro.train.dpo import dpo, keep_starting_model
 
     if all(path.exists() for path in config.pairs) and not any(True for path in config.pairs for _ in read_jsonl(path)):
@@ -105,14 +106,17 @@ def plan(config: PipelineConfig) -> tuple[list[Stage], list[dict[str, Any]]]:
 
     run = Path(config.output)
     tasks = {"env": config.env, **config.run_wide_options()}
+    tracked = {"report_to": config.report_to}  # every stage's figures go to one tracker
     experts_file = run / "experts.jsonl"
     stages = [
         Stage("experts", _stage_config(ExpertsConfig, "experts", config.experts, {**tasks, "output": experts_file}),
               collect_experts),
         Stage("sft", _stage_config(SftConfig, "sft", config.sft,
-                                   {"model": config.model, "data": [experts_file], "output": run / "sft"}), sft),
+                                   {**tracked, "model": config.model, "data": [experts_file],
+                                    "output": run / "sft"}), sft),
         Stage("eval-sft", _stage_config(EvalConfig, "eval", config.eval,
-                                        {**tasks, "model": str(run / "sft"), "output": run / "eval-sft"}), evaluate),
+                                        {**tasks, **tracked, "model": str(run / "sft"),
+                                         "output": run / "eval-sft"}), evaluate),
     ]
     methods = [{"method": "sft", "eval": str(run / "eval-sft"), "sft": str(run / "sft")}]
     explored: list[str] = []
@@ -123,14 +127,17 @@ def plan(config: PipelineConfig) -> tuple[list[Stage], list[dict[str, Any]]]:
         for iteration in range(1, config.iterations + 1):
             where = run / name / f"iter{iteration}"
             explore_config = _stage_config(ExploreConfig, table, explore_section,
-                                           {**tasks, "model": str(model), "strategy": strategy, "output": where / "explore"})
+                                           {**tasks, **tracked, "model": str(model), "strategy": strategy,
+                                            "output": where / "explore"})
             stages += [
                 Stage(f"explore-{name}-{iteration}", explore_config, explore),
                 Stage(f"dpo-{name}-{iteration}", _stage_config(
                     DpoConfig, "dpo", config.dpo,
-                    {"model": str(model), "pairs": [where / "explore" / "pairs.jsonl"], "output": where / "dpo"}), train_dpo_stage),
+                    {**tracked, "model": str(model), "pairs": [where / "explore" / "pairs.jsonl"],
+                     "output": where / "dpo"}), train_dpo_stage),
                 Stage(f"eval-{name}-{iteration}", _stage_config(
-                    EvalConfig, "eval", config.eval, {**tasks, "model": str(where / "dpo"), "output": where / "eval"}),
+                    EvalConfig, "eval", config.eval, {**tasks, **tracked, "model": str(where / "dpo"),
+                                                       "output": where / "eval"}),
                     evaluate),
             ]
             model = where / "dpo"
@@ -142,6 +149,45 @@ def plan(config: PipelineConfig) -> tuple[list[Stage], list[dict[str, Any]]]:
                 "dpo": [str(run / name / f"iter{i}" / "dpo") for i in range(1, iteration + 1)],
                 "eval": str(where / "eval"),
             })
+    if config.equal_pairs:
+        equal_stages, equal_methods = _equal_pairs_arm(config, tasks, methods[1:])
+        stages += equal_stages
+        methods += equal_methods
+    return stages, methods
+
+
+def _equal_pairs_arm(config: PipelineConfig, tasks: dict[str, Any],
+                     explored: list[dict[str, Any]]) -> tuple[list[Stage], list[dict[str, Any]]]:
+    """DPO from SFT on the same number of pairs for every method (the fewest any method found, a seeded
+    sample of each one's own), then its evaluation: METHOD-equal measures pair quality apart from count.
+    The count is known only once every exploration has finished, so each DPO stage reads it when it runs."""
+    if config.iterations != 1:
+        raise ConfigError("equal_pairs needs iterations = 1: later iterations explore newer models")
+    from rro.evaluate import evaluate
+
+    run = Path(config.output)
+    pair_files = [Path(method["explore"][0]) / "pairs.jsonl" for method in explored]
+
+    def train_on_equal_count(dpo_config: DpoConfig) -> dict:
+        fewest = min(sum(1 for _ in read_jsonl(path)) for path in pair_files)
+        if fewest == 0:
+            from rro.train.dpo import keep_starting_model
+            return keep_starting_model(dpo_config, "a method found no preference pairs: no equal count to train on")
+        return train_dpo_stage(dpo_config.model_copy(update={"pairs_sample": fewest}))
+
+    stages, methods = [], []
+    for method, pairs in zip(explored, pair_files):
+        name, where = method["method"], run / method["method"] / "equal"
+        stages += [
+            Stage(f"dpo-{name}-equal", _stage_config(
+                DpoConfig, "dpo", config.dpo, {"model": str(run / "sft"), "pairs": [pairs], "output": where / "dpo"}),
+                train_on_equal_count),
+            Stage(f"eval-{name}-equal", _stage_config(
+                EvalConfig, "eval", config.eval, {**tasks, "model": str(where / "dpo"), "output": where / "eval"}),
+                evaluate),
+        ]
+        methods.append({**method, "method": f"{name}-equal", "equal_pairs": True,
+                        "dpo": [str(where / "dpo")], "eval": str(where / "eval")})
     return stages, methods
 
 
@@ -193,7 +239,14 @@ def _explorations(config: PipelineConfig) -> list[tuple[str, str, str, dict[str,
 
 
 def run_pipeline(config: PipelineConfig) -> dict[str, Any]:
-    stages, methods = plan(config)
+    """Run (or resume) every stage; the run directory is held throughout (rro.folder_lock), and
+    each stage holds its own folder inside it as well."""
+    stages, methods = plan(config)  # every stage's config is checked before anything is written
+    with hold_folder(config.output):
+        return _run_stages(config, stages, methods)
+
+
+def _run_stages(config: PipelineConfig, stages: list[Stage], methods: list[dict[str, Any]]) -> dict[str, Any]:
     run = Path(config.output)
     markers = run / "stages"
     markers.mkdir(parents=True, exist_ok=True)

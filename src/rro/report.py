@@ -25,7 +25,10 @@ from typing import Any
 import numpy as np
 from scipy.stats import bootstrap
 
-from rro.agent.trajectory import read_jsonl
+from rro.config import ExploreConfig, value_when_absent
+from rro.explore.records import read_walks
+from rro.folder_lock import hold_folder
+from rro.jsonl import read_jsonl
 from rro.report_page import write_page
 
 COLUMNS = ["run", "method", "tasks", "avg_reward", "ci_low", "ci_high", "success_rate", "cand_per_step_mean",
@@ -46,7 +49,10 @@ def interval(values: list[float], resamples: int, seed: int = 0) -> tuple[float,
 def _json(path: Path) -> dict[str, Any]:
     if not path.exists():
         raise FileNotFoundError(f"{path} is missing: has this stage of the run finished?")
-    return json.loads(path.read_text())
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as err:  # not JSON, or not UTF-8
+        raise ValueError(f"{path} is unreadable ({err}): rerun the stage that writes it") from None
 
 
 def read_results(run: Path) -> dict[str, Any]:
@@ -111,7 +117,7 @@ def method_rows(run_name: str, results: dict[str, Any], resamples: int
             )
             explorations[method["method"]] = {
                 "histogram": histogram,
-                "walks": [w for folder in method["explore"] for w in read_jsonl(Path(folder) / "walks.jsonl")],
+                "walks": [w for folder in method["explore"] for w in read_walks(Path(folder))],
             }
         rows.append(row)
         rewards[method["method"]] = per_task
@@ -138,15 +144,38 @@ def _fmt(value: Any, digits: int = 2) -> str:
     return str(value)
 
 
+def _cell(text: Any) -> str:
+    """Text for a Markdown table cell: a `|` in it (a method or run name) would start a new column."""
+    return str(text).replace("|", "\\|")
+
+
 def markdown_table(rows: list[dict[str, Any]]) -> str:
     lines = ["| run | method | tasks | avg reward ×100 (95% CI) | success % | cand/step mean | max | rollouts "
              "| gen. tokens | pairs | explore s | train s |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(
-            f"| {r['run']} | {r['method']} | {r['tasks']} | {r['avg_reward']:.1f} ({r['ci_low']:.1f}–{r['ci_high']:.1f}) "
+            f"| {_cell(r['run'])} | {_cell(r['method'])} | {r['tasks']} | {r['avg_reward']:.1f} ({r['ci_low']:.1f}–{r['ci_high']:.1f}) "
             f"| {r['success_rate']:.1f} | {_fmt(r['cand_per_step_mean'])} | {_fmt(r['cand_per_step_max'])} "
             f"| {r['rollouts']} | {r['generated_tokens']} | {r['pairs']} | {_fmt(r['explore_s'], 0)} | {r['train_s']:.0f} |")
+    return "\n".join(lines)
+
+
+def cost_table(rows: list[dict[str, Any]]) -> str:
+    """Cost at matched tokens: what each method's exploration bought per million tokens it generated
+    (pairs, and test reward above its run's SFT row), so methods that explore at different costs
+    compare on equal compute. Methods that did not explore (SFT) have no row."""
+    lines = ["| run | method | exploration tokens | pairs | pairs / M tokens | avg reward ×100 | − SFT "
+             "| − SFT / M tokens |", "|---|---|---|---|---|---|---|---|"]
+    sft_reward = {r["run"]: r["avg_reward"] for r in rows if r["method"] == "sft"}
+    for r in rows:
+        if not r["generated_tokens"]:
+            continue
+        millions = r["generated_tokens"] / 1e6
+        gain = r["avg_reward"] - sft_reward[r["run"]] if r["run"] in sft_reward else None
+        lines.append(f"| {r['run']} | {r['method']} | {r['generated_tokens']} | {r['pairs']} "
+                     f"| {r['pairs'] / millions:.0f} | {r['avg_reward']:.1f} | {_fmt(gain, 1)} "
+                     f"| {_fmt(None if gain is None else gain / millions, 1)} |")
     return "\n".join(lines)
 
 
@@ -165,7 +194,7 @@ def paired_table(run: str, rewards: dict[str, dict[int, float]], resamples: int)
         low, high = interval(differences, resamples)
         better = sum(d > 0 for d in differences)
         worse = sum(d < 0 for d in differences)
-        lines.append(f"| {run} | {method} − sft | {len(common)} | {np.mean(differences):+.1f} ({low:+.1f} to {high:+.1f}) "
+        lines.append(f"| {_cell(run)} | {_cell(method)} − sft | {len(common)} | {np.mean(differences):+.1f} ({low:+.1f} to {high:+.1f}) "
                      f"| {better} | {worse} |")
     return lines
 
@@ -224,14 +253,19 @@ def _plots(out: Path, rows: list[dict[str, Any]], explorations: dict[str, dict[s
 
 
 def write_report(runs: list[Path], out: Path, resamples: int = 2000) -> str:
-    out.mkdir(parents=True, exist_ok=True)
+    """Tables, plots and the page of `runs` into `out` (held while written: rro.folder_lock)."""
+    named_results = [(Path(run).name, read_results(Path(run))) for run in runs]  # missing runs fail before `out` exists
+    with hold_folder(out):
+        return _write_report(named_results, out, resamples)
+
+
+def _write_report(named_results: list[tuple[str, dict[str, Any]]], out: Path, resamples: int) -> str:
     rows, paired, explorations = [], [], {}
-    named_results = [(Path(run).name, read_results(Path(run))) for run in runs]
     for run_name, results in named_results:
         run_rows, rewards, run_explorations = method_rows(run_name, results, resamples)
         rows += run_rows
         paired += paired_table(run_name, rewards, resamples)
-        prefix = f"{run_name}/" if len(runs) > 1 else ""
+        prefix = f"{run_name}/" if len(named_results) > 1 else ""
         explorations.update({prefix + name: block for name, block in run_explorations.items()})
     table = markdown_table(rows)
     (out / "results.md").write_text(table + "\n")
@@ -242,6 +276,7 @@ def write_report(runs: list[Path], out: Path, resamples: int = 2000) -> str:
     paired_lines = ["| run | difference | tasks | mean ×100 (95% CI) | tasks better | tasks worse |",
                     "|---|---|---|---|---|---|", *paired]
     (out / "paired.md").write_text("\n".join(paired_lines) + "\n")
+    (out / "cost.md").write_text(cost_table(rows) + "\n")
     thirds = {name: rising_by_third(block["walks"]) for name, block in explorations.items()}
     (out / "rising_by_third.json").write_text(json.dumps(thirds, indent=2))
     _plots(out, rows, explorations)
@@ -263,10 +298,11 @@ def competence_points(explorations: list[Path]) -> list[dict[str, Any]]:
         if config["strategy"] not in ("rising", "fixed") or config["prev0"] != "value":
             raise ValueError(f"{folder}: a competence point needs a rising or fixed exploration with prev0 = 'value' "
                              f"(its V(s0) estimates); this one is {config['strategy']} with prev0 = {config['prev0']!r}")
-        walks = list(read_jsonl(folder / "walks.jsonl"))
+        walks = read_walks(folder)
         points.append({
             "exploration": str(folder), "model": config["model"], "strategy": config["strategy"],
-            "anchor": config.get("anchor", "policy"), "rise_at_max": config.get("rise_at_max", False),
+            "anchor": config.get("anchor", "policy"),
+            "rise_at_max": config.get("rise_at_max", value_when_absent(ExploreConfig.model_fields["rise_at_max"])),
             "tasks": len(walks), "mean_v0": float(np.mean([walk["values"][0] for walk in walks])),
             "candidates_per_step": stats["candidates_per_step"]["mean"],
             "rollouts_per_pair": stats["rollouts_per_pair"], "pairs": stats["pairs"], "rollouts": stats["rollouts"],
@@ -297,9 +333,14 @@ def plot_competence(points: list[dict[str, Any]], out: Path) -> list[dict[str, A
     import matplotlib
 
     matplotlib.use("Agg")
+    with hold_folder(out):
+        _plot_competence(points, out)
+    return points
+
+
+def _plot_competence(points: list[dict[str, Any]], out: Path) -> None:
     import matplotlib.pyplot as plt
 
-    out.mkdir(parents=True, exist_ok=True)
     (out / "competence.json").write_text(json.dumps(points, indent=2))
     series: dict[str, list[dict[str, Any]]] = {}
     for point in points:
@@ -330,4 +371,3 @@ def plot_competence(points: list[dict[str, Any]], out: Path) -> list[dict[str, A
     figure.tight_layout(rect=(0, 0.02 + 0.05 * ((len(series) + 1) // 2), 1, 1))
     figure.savefig(out / "competence.png", dpi=120)
     plt.close(figure)
-    return points

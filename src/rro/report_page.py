@@ -16,14 +16,15 @@ from __future__ import annotations
 import base64
 import html
 import json
+import math
 import re
 from pathlib import Path
 from typing import Any
 
-from rro.agent.trajectory import read_jsonl
+from rro.explore.records import read_walks
 
 # What the page keeps of a step record (the rest is cost detail already in steps.jsonl).
-_STEP_FIELDS = ("step", "candidates", "q_values", "prev_value", "rose", "chosen_q", "rollouts", "cache_hits",
+_STEP_FIELDS = ("step", "candidates", "q_values", "prev_value", "rose", "bar", "chosen", "chosen_q", "rollouts", "cache_hits",
                 "rollouts_saved", "exact", "env_steps", "candidate_generated_tokens", "rollout_generated_tokens",
                 "candidate_turns", "candidate_actions")
 
@@ -45,7 +46,7 @@ def _explorations(runs: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]
                     "strategy": config.get("strategy", ""),
                     "margin": config.get("margin"),
                     "on_no_rise": config.get("on_no_rise"),
-                    "walks": [_walk(record) for record in read_jsonl(folder / "walks.jsonl")],
+                    "walks": [_walk(record) for record in read_walks(folder)],
                 })
     return explorations
 
@@ -91,8 +92,9 @@ def _text(messages: list[dict[str, str]]) -> str:
 
 def _markdown_table(lines: list[str], table_id: str) -> str:
     """A markdown table (header, rule, rows) as an HTML table."""
-    def cells(line: str) -> list[str]:
-        return [html.escape(cell.strip()) for cell in line.strip().strip("|").split("|")]
+    def cells(line: str) -> list[str]:  # split at the pipes that are not escaped (`\|` is one in a cell)
+        inner = line.strip().removeprefix("|").removesuffix("|")
+        return [html.escape(cell.strip().replace("\\|", "|")) for cell in re.split(r"(?<!\\)\|", inner)]
 
     if len(lines) < 2:
         return ""
@@ -112,9 +114,21 @@ def _plots(out: Path) -> str:
     return "\n".join(figures)
 
 
+def _marked_nonfinite(data: Any) -> Any:
+    """`data` with NaN and infinities as {"nonfinite": "NaN"} (JSON has no such numbers: a bare
+    NaN would stop the browser parsing the whole walk); the page's script turns them back."""
+    if isinstance(data, float) and not math.isfinite(data):
+        return {"nonfinite": str(data).replace("nan", "NaN").replace("inf", "Infinity")}
+    if isinstance(data, dict):
+        return {key: _marked_nonfinite(value) for key, value in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [_marked_nonfinite(value) for value in data]
+    return data
+
+
 def _embedded_json(data: Any) -> str:
     """JSON that can sit inside a <script> element: no `</script>` or `<!--` can appear in it."""
-    return json.dumps(data, separators=(",", ":")).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    return json.dumps(_marked_nonfinite(data), separators=(",", ":"), allow_nan=False).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 def _walk_data(explorations: list[dict[str, Any]]) -> tuple[str, str]:
@@ -220,7 +234,10 @@ _SCRIPT = r"""
 "use strict";
 // The index: per exploration, its label and settings and one summary row per task
 // [task_id, steps, candidates, pairs, reward, end]. A walk's own data is parsed when it is opened.
-const EXPLORATIONS = JSON.parse(document.getElementById("walk-index").textContent);
+// NaN and infinities travel as {"nonfinite": "NaN"} (JSON has no such numbers) and show as NaN, Infinity.
+const revive = (key, value) => value !== null && typeof value === "object" && typeof value.nonfinite === "string"
+  && Object.keys(value).length === 1 ? Number(value.nonfinite) : value;
+const EXPLORATIONS = JSON.parse(document.getElementById("walk-index").textContent, revive);
 const PAGE_SIZE = 100;
 const ENDS = {
   submitted: "the chosen action ended the episode (a terminal action such as submit or Buy Now)",
@@ -243,7 +260,7 @@ function el(tag, attrs, ...children) {
 }
 const fmt = (x, digits = 3) => (x === null || x === undefined) ? "–" : Number(x).toFixed(digits);
 const collapsible = (label, text) => el("details", {}, el("summary", {}, label), el("pre", {}, text ?? ""));
-const loadWalk = (e, i) => JSON.parse(document.getElementById(`w${e}-${i}`).textContent);
+const loadWalk = (e, i) => JSON.parse(document.getElementById(`w${e}-${i}`).textContent, revive);
 
 function visibleTasks() {
   const query = document.getElementById("filter").value.trim().toLowerCase();
@@ -281,8 +298,7 @@ function pairText(pair, step, side) {
 }
 
 function candidateRows(walk, index, step, pairs) {
-  const best = step.q_values.indexOf(Math.max(...step.q_values));  // first of equals, as the walk picks
-  const bar = step.prev_value + (EXPLORATIONS[state.exploration].margin || 0);
+  const best = step.chosen;  // the rule's choice and verdict come with the record (rro.explore.records)
   const pairedTexts = new Set(pairs.map(p => pairText(p, step, "rejected")));
   return step.q_values.map((q, k) => {
     const baseline = step.rose === null || step.rose === undefined;  // ipr, outcome: the policy vs the expert
@@ -295,7 +311,7 @@ function candidateRows(walk, index, step, pairs) {
       : k === best ? (step.rose ? "rose: chosen" : "best: chosen (none rose)")
       : (paired ? "rejected: paired" : "rejected");
     const chosen = !baseline && k === best;
-    const classes = ["candidate", chosen ? "chosen" : "", chosen && q > bar ? "rose" : "",
+    const classes = ["candidate", chosen ? "chosen" : "", chosen && step.rose ? "rose" : "",
                      (baseline || !chosen) && paired ? "paired" : ""].join(" ");
     return el("tr", { class: classes }, el("td", {}, k + 1),
       el("td", {}, action === null ? el("span", { class: "muted" }, turn === null ? "not recorded" : "(no valid action)")
@@ -309,7 +325,6 @@ function renderStep(walk, step, index) {
   const exploration = EXPLORATIONS[state.exploration];
   const pairs = walk.pairs.filter(p => p.step === step.step);
   const baseline = step.rose === null || step.rose === undefined;
-  const bar = baseline ? null : step.prev_value + (exploration.margin || 0);
   const rose = baseline ? el("span", { class: "tag" }, "against the expert")
     : el("span", { class: "tag " + (step.rose ? "yes" : "no") }, step.rose ? "a candidate rose"
       : exploration.on_no_rise === "stop" ? "none rose: the walk stops here" : "none rose: the walk goes on with the best");
@@ -326,8 +341,11 @@ function renderStep(walk, step, index) {
   return el("div", { class: "step" },
     el("h3", {}, `Step ${step.step} `, rose),
     el("div", {}, (baseline ? `expert's action Q ${fmt(step.chosen_q)}`
-       : `bar: ${fmt(bar)} (previous value ${fmt(step.prev_value)}` +
-         (exploration.margin ? ` + margin ${exploration.margin}` : "") + ")") + ` · ${step.candidates} candidates · ` +
+       : `bar: ${fmt(step.bar)} (previous value ${fmt(step.prev_value)}` +
+         (exploration.margin ? ` + margin ${exploration.margin}` : "") +
+         // the ceiling rule holds the bar just below the maximum reward, which rises whatever the previous value
+         (step.bar < step.prev_value + (exploration.margin || 0) ? ", held below the maximum reward" : "") + ")") +
+       ` · ${step.candidates} candidates · ` +
        `${step.rollouts ?? 0} rollouts (${step.cache_hits ?? 0} cache hits, ${step.rollouts_saved ?? 0} saved, ` +
        `${step.exact ?? 0} exact) · ${tokens} generated tokens`),
     table,
@@ -376,7 +394,8 @@ function start() {
   document.getElementById("filter").oninput = () => { state.page = 0; renderList(); };
   document.getElementById("with-pairs").onchange = () => { state.page = 0; renderList(); };
   const hash = new URLSearchParams(location.hash.slice(1));
-  const index = Math.min(Number(hash.get("e")) || 0, EXPLORATIONS.length - 1);
+  const asked = Number(hash.get("e"));  // an address the page never wrote (e=-1, e=x, e=99) opens the first
+  const index = Number.isInteger(asked) && asked >= 0 && asked < EXPLORATIONS.length ? asked : 0;
   chooser.value = index;
   chooseExploration(index, hash.get("t"));
 }

@@ -20,6 +20,7 @@ from rro.agent.prompts import agent_message, conversation_start
 from rro.agent.trajectory import Episode
 from rro.config import ExploreConfig
 from rro.envs.base import Env, EnvSpec, Task
+from rro.explore.rule import prefers_expert
 from rro.explore.walk import estimate_cost
 from rro.policy.base import Policy
 from rro.rollout import EpisodeRequest, SamplingConfig, apply_turn, run_episodes, run_expert_episode, start_episode
@@ -73,7 +74,7 @@ def ipr_tasks(tasks: list[Task], policy: Policy, values: MonteCarloValues, make_
             env = walk.state.task.env
             expert_action, agent_action = parse_turn(walk.expert_turn, env).action, parse_turn(sample.text, env).action
             step = len(walk.episode.steps)
-            if agent_action != expert_action and q_expert.value - q_agent.value > settings.tau:
+            if agent_action != expert_action and prefers_expert(q_expert.value, q_agent.value, settings.tau):
                 walk.record["pairs"].append({
                     "prompt": [dict(m) for m in walk.episode.messages],
                     "chosen": [agent_message(walk.expert_turn)],
@@ -84,7 +85,8 @@ def ipr_tasks(tasks: list[Task], policy: Policy, values: MonteCarloValues, make_
                 })
             walk.record["steps"].append({
                 "task_id": walk.task.id, "step": step, "candidates": 1,
-                "distinct_actions": 1, "rose": None, "q_values": [q_agent.value], "chosen_q": q_expert.value,
+                "distinct_actions": 1, "rose": None, "bar": None, "chosen": None, "q_values": [q_agent.value],
+                "chosen_q": q_expert.value,
                 "candidate_turns": [sample.text], "candidate_actions": [agent_action],
                 "candidate_generated_tokens": sample.generated_tokens, "candidate_prompt_tokens": sample.prompt_tokens,
                 **estimate_cost([q_expert, q_agent]), "wall_s": time.perf_counter() - started,
@@ -114,7 +116,7 @@ def outcome_tasks(tasks: list[Task], policy: Policy, make_env, env_spec: EnvSpec
         start = len(conversation_start(task.env, "", icl_shots))
         expert_start = len(conversation_start(task.env, "", 0))
         pairs = []
-        if expert.reward - trajectory.reward > settings.tau:
+        if prefers_expert(expert.reward, trajectory.reward, settings.tau):
             pairs.append({
                 "prompt": trajectory.messages[:start],
                 "chosen": expert.messages[expert_start:],
@@ -124,7 +126,7 @@ def outcome_tasks(tasks: list[Task], policy: Policy, make_env, env_spec: EnvSpec
                 "prev_value": None, "strategy": "outcome",
             })
         steps = [{
-            "task_id": task.id, "step": 0, "candidates": 1, "distinct_actions": 1, "rose": None,
+            "task_id": task.id, "step": 0, "candidates": 1, "distinct_actions": 1, "rose": None, "bar": None, "chosen": None,
             "q_values": [trajectory.reward], "chosen_q": expert.reward,
             "candidate_generated_tokens": sum(s.generated_tokens for s in trajectory.steps),
             "candidate_prompt_tokens": sum(s.prompt_tokens for s in trajectory.steps),

@@ -42,9 +42,10 @@ from pathlib import Path
 from typing import Any
 
 from rro.agent.prompts import agent_message
-from rro.agent.trajectory import read_jsonl
 from rro.envs.base import spec
-from rro.explore.walk import RiseRule, estimate_cost
+from rro.explore.records import read_steps, read_walks
+from rro.explore.rule import RiseRule, Tried, decide_step, prefers_expert
+from rro.explore.walk import estimate_cost
 
 
 class ReplayError(ValueError):
@@ -73,7 +74,7 @@ def read_recording(folder: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     folder = Path(folder)
     if not (folder / "steps.jsonl").exists():
         raise ReplayError(f"{folder} holds no finished exploration (no steps.jsonl)")
-    return json.loads((folder / "config.json").read_text()), list(read_jsonl(folder / "steps.jsonl"))
+    return json.loads((folder / "config.json").read_text()), read_steps(folder)
 
 
 def check_recording(header: dict[str, Any], steps: list[dict[str, Any]], settings: ReplaySettings) -> None:
@@ -104,7 +105,7 @@ def _steps_by_task(steps: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]
 def replay(steps: list[dict[str, Any]], settings: ReplaySettings, reward_range: tuple[float, float]) -> list[dict[str, Any]]:
     """Replay every task of a recording (its steps.jsonl records); one record per task with its
     replayed steps (candidates, q_values, rose, prev_value, rollouts, bar_rollouts) and pairs."""
-    rule = RiseRule(settings.margin, reward_range[1] if settings.rise_at_max else None)
+    rule = RiseRule.of(settings.margin, settings.rise_at_max, reward_range)
     k, n = settings.max_candidates, settings.rollouts
     records = []
     for task_id, task_steps in _steps_by_task(steps).items():
@@ -117,25 +118,25 @@ def replay(steps: list[dict[str, Any]], settings: ReplaySettings, reward_range: 
             else:  # Q(previous prefix, expert action): free when a candidate there took that action
                 prev = _mean_of_first(recorded["prev_rewards"], n)
                 bar_rollouts = 0 if previous_expert_action in previous_actions else n
-            drawn = []
+            drawn, decision = [], None
             for action, rewards in zip(recorded["candidate_actions"], recorded["q_rewards"]):
                 drawn.append((action, rewards, _mean_of_first(rewards, n)))
-                if (settings.strategy == "rising" and rule.rises(drawn[-1][2], prev)) or len(drawn) >= k:
+                decision = decide_step([Tried(a, q) for a, _, q in drawn], prev, rule, max_candidates=k,
+                                       stop_at_rise=settings.strategy == "rising", pair_gap=settings.pair_gap)
+                if decision.done:
                     break
-            index = max(range(len(drawn)), key=lambda i: drawn[i][2])  # first of equals, as the walk
-            best_action, _, best_q = drawn[index]
             rollouts, seen = bar_rollouts, set()
             for action, rewards, _ in drawn:
                 if action not in seen:
                     rollouts += 1 if len(rewards) == 1 else n
                     seen.add(action)
-            rose = rule.rises(best_q, prev)
-            for i, (action, _, q) in enumerate(drawn):
-                if action != best_action and q <= best_q - settings.pair_gap:
-                    pairs.append({"task_id": task_id, "step": recorded["step"], "chosen": index, "rejected": i,
-                                  "q_chosen": best_q, "q_rejected": q, "prev_value": prev})
+            rose, best_q = decision.rose, drawn[decision.chosen][2]
+            for i in decision.rejected:
+                pairs.append({"task_id": task_id, "step": recorded["step"], "chosen": decision.chosen, "rejected": i,
+                              "q_chosen": best_q, "q_rejected": drawn[i][2], "prev_value": prev})
             replayed.append({"task_id": task_id, "step": recorded["step"], "candidates": len(drawn),
                              "q_values": [c[2] for c in drawn], "prev_value": prev, "rose": rose,
+                             "bar": decision.bar, "chosen": decision.chosen,
                              "rollouts": rollouts, "bar_rollouts": bar_rollouts})
             previous_actions = {c[0] for c in drawn}
             previous_expert_action = recorded.get("expert_action")
@@ -187,8 +188,8 @@ def replayed_pairs(folder: Path, records: list[dict[str, Any]], settings: Replay
     recorded turns."""
     folder = Path(folder)
     env = json.loads((folder / "config.json").read_text())["env"]
-    messages = {walk["task_id"]: walk.get("messages") for walk in read_jsonl(folder / "walks.jsonl")}
-    steps = {(s["task_id"], s["step"]): s for s in read_jsonl(folder / "steps.jsonl")}
+    messages = {walk["task_id"]: walk.get("messages") for walk in read_walks(folder)}
+    steps = {(s["task_id"], s["step"]): s for s in read_steps(folder)}
     pairs = []
     for record in records:
         for pair in record["pairs"]:
@@ -264,7 +265,7 @@ def replay_exploration(config) -> list[dict[str, Any]]:
     recording `config.replay_from` (the module's docstring says what is exact and what is not)."""
     folder = Path(config.replay_from)
     header, steps = read_recording(folder)
-    walks = list(read_jsonl(folder / "walks.jsonl"))
+    walks = read_walks(folder)
     _check_replay_of(config, header, steps, walks)
     if config.strategy == "ipr":
         return _replay_ipr(config, steps, walks)
@@ -286,6 +287,7 @@ def replay_exploration(config) -> list[dict[str, Any]]:
             out_steps.append({
                 "task_id": step["task_id"], "step": step["step"], "anchor": "expert", "candidates": k,
                 "distinct_actions": len(set(recorded["candidate_actions"][:k])), "rose": step["rose"],
+                "bar": step["bar"], "chosen": step["chosen"],
                 "prev_value": step["prev_value"], "q_values": step["q_values"], "q_rewards": recorded["q_rewards"][:k],
                 "prev_rewards": prev_rewards,
                 **({"expert_action": recorded["expert_action"]} if "expert_action" in recorded else {}),
@@ -348,7 +350,7 @@ def _replay_ipr(config, steps: list[dict[str, Any]], walks: list[dict[str, Any]]
             else:
                 agent_cost = {key: cost[key] for key in _COST_FIELDS}
             expert_turn = walk["turns"][recorded["step"]]
-            if action != expert_action and q_expert - q_agent > config.tau:
+            if action != expert_action and prefers_expert(q_expert, q_agent, config.tau):
                 pairs.append({
                     "prompt": walk["messages"][:recorded["prompt_messages"]],
                     "chosen": [agent_message(expert_turn)], "rejected": [agent_message(turn)],
@@ -357,7 +359,7 @@ def _replay_ipr(config, steps: list[dict[str, Any]], walks: list[dict[str, Any]]
                 })
             out_steps.append({
                 "task_id": walk["task_id"], "step": recorded["step"], "candidates": 1, "distinct_actions": 1,
-                "rose": None, "q_values": [q_agent], "chosen_q": q_expert, "candidate_turns": [turn],
+                "rose": None, "bar": None, "chosen": None, "q_values": [q_agent], "chosen_q": q_expert, "candidate_turns": [turn],
                 "candidate_actions": [action], "candidate_generated_tokens": cost["generated_tokens"],
                 "candidate_prompt_tokens": cost["prompt_tokens"],
                 **{key: expert_cost[key] + agent_cost[key] for key in _COST_FIELDS},

@@ -23,13 +23,16 @@ from typing import Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from rro.agent.trajectory import JsonlWriter, read_jsonl, write_json_atomic, write_jsonl_atomic
 from rro.config import ConfigError, ExploreConfig, guard_output_dir
 from rro.envs.base import Task, spec
 from rro.explore.baselines import ipr_tasks, outcome_tasks
+from rro.explore.records import WalkLog, WalkRecord, read_walks, write_pairs, write_steps, write_walks
 from rro.explore.replay import ReplayError, replay_exploration
 from rro.explore.walk import walk_tasks
+from rro.folder_lock import hold_folder
+from rro.jsonl import write_json_atomic
 from rro.rollout import SamplingConfig
+from rro.tracking import Tracker, exploration_metrics
 from rro.values import MonteCarloValues
 from rro.workers import pending_chunks, run_chunks
 
@@ -39,21 +42,21 @@ _IDENTITY = ("env", "split", "scheme", "backend", "model", "strategy", "rollouts
              "max_invalid_turns", "max_new_tokens", "seed", "icl_shots", "include_empty_dbs", "adaptive", "replay_from")
 
 
-def _walk_record(walk, strategy: str) -> dict[str, Any]:
-    return {
-        "task_id": walk.task.id,
-        "strategy": strategy,
-        "end": walk.end,
-        "reward": walk.episode.reward,
-        "values": walk.values,
-        "instruction": walk.task.instruction,
-        "turns": [step.turn for step in walk.episode.steps],
-        "observations": [step.observation for step in walk.episode.steps],
-        "messages": walk.episode.messages,
-        "initial_cost": walk.initial_cost,
-        "steps": walk.steps,
-        "pairs": walk.pairs,
-    }
+def _walk_record(walk, strategy: str) -> WalkRecord:
+    return WalkRecord(
+        task_id=walk.task.id,
+        strategy=strategy,
+        end=walk.end,
+        reward=walk.episode.reward,
+        values=walk.values,
+        instruction=walk.task.instruction,
+        turns=[step.turn for step in walk.episode.steps],
+        observations=[step.observation for step in walk.episode.steps],
+        messages=walk.episode.messages,
+        initial_cost=walk.initial_cost,
+        steps=walk.steps,
+        pairs=walk.pairs,
+    )
 
 
 def summarize_steps(records: list[dict[str, Any]]) -> dict[str, Any]:
@@ -101,8 +104,8 @@ def summarize_steps(records: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _write_outputs(out: Path, records: list[dict[str, Any]], header: dict[str, Any]) -> dict[str, Any]:
-    write_jsonl_atomic(out / "pairs.jsonl", [pair for record in records for pair in record["pairs"]])
-    write_jsonl_atomic(out / "steps.jsonl", [step for record in records for step in record["steps"]])
+    write_pairs(out, [pair for record in records for pair in record["pairs"]])
+    write_steps(out, [step for record in records for step in record["steps"]])
     stats = {**header, **summarize_steps(records)}
     write_json_atomic(out / "stats.json", stats)
     return stats
@@ -141,11 +144,14 @@ class ExploreChunks:
 
 def explore(config: ExploreConfig, policy=None) -> dict[str, Any]:
     """Run (or resume) an exploration; `policy` may be passed in to reuse a loaded model (one
-    worker only: with more, every worker loads its own)."""
-    out = Path(config.output)
-    out.mkdir(parents=True, exist_ok=True)
+    worker only: with more, every worker loads its own). The output folder is held for the whole
+    run (rro.folder_lock)."""
+    with hold_folder(config.output):
+        return _explore(config, Path(config.output), policy)
+
+
+def _explore(config: ExploreConfig, out: Path, policy) -> dict[str, Any]:
     guard_output_dir(config, out, _IDENTITY)
-    walks_path = out / "walks.jsonl"
     walked = config.strategy in ("rising", "fixed")  # the strategies that anchor and rise_at_max apply to
     header = {"strategy": config.strategy, "model": config.model, "env": config.env, "split": config.split,
               "anchor": config.anchor if walked else None, "rise_at_max": config.rise_at_max if walked else None}
@@ -154,21 +160,28 @@ def explore(config: ExploreConfig, policy=None) -> dict[str, Any]:
             records = replay_exploration(config)
         except ReplayError as err:
             raise ConfigError(str(err)) from None
-        write_jsonl_atomic(walks_path, records)
-        return _write_outputs(out, records, {**header, "replayed_from": str(config.replay_from)})
+        write_walks(out, records)
+        stats = _write_outputs(out, records, {**header, "replayed_from": str(config.replay_from)})
+        with Tracker(config.report_to, out, config.model_dump(mode="json")) as tracker:  # all at once
+            tracker.log(exploration_metrics(stats, records), step=len(records))
+            tracker.histogram("explore/candidates_per_step_distribution",
+                              [step["candidates"] for record in records for step in record["steps"]], step=len(records))
+        return stats
     tasks = config.tasks()
-    done = {record["task_id"]: record for record in read_jsonl(walks_path)}
+    done = {record["task_id"]: record for record in read_walks(out)}
     chunks = pending_chunks(tasks, set(done), config.tasks_per_batch)
 
-    with JsonlWriter(walks_path) as writer, Progress(
+    with Tracker(config.report_to, out, config.model_dump(mode="json")) as tracker, WalkLog(out) as writer, Progress(
         TextColumn("[bold]explore {task.fields[strategy]}[/bold]"), BarColumn(), MofNCompleteColumn(),
         TextColumn("cand/step {task.fields[cps]:.2f}  rollouts {task.fields[rollouts]}  pairs {task.fields[pairs]}"),
         TimeElapsedColumn(),
     ) as progress:
         def show():
-            stats = summarize_steps(list(done.values()))
+            records = list(done.values())
+            stats = summarize_steps(records)
             progress.update(bar, completed=len(done), cps=stats["candidates_per_step"]["mean"],
                             rollouts=stats["rollouts"], pairs=stats["pairs"])
+            tracker.log(exploration_metrics(stats, records), step=len(done))
 
         bar = progress.add_task("explore", total=len(tasks), strategy=config.strategy, cps=0.0, rollouts=0, pairs=0)
         show()
@@ -177,4 +190,7 @@ def explore(config: ExploreConfig, policy=None) -> dict[str, Any]:
                 writer.write(record)
                 done[record["task_id"]] = record
             show()
+        # The distribution, not only the mean: how many candidates each step drew.
+        tracker.histogram("explore/candidates_per_step_distribution",
+                          [step["candidates"] for record in done.values() for step in record["steps"]], step=len(done))
     return _write_outputs(out, [done[t.id] for t in tasks], header)

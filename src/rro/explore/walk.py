@@ -1,6 +1,6 @@
 """Reward-rising exploration (RRO) and its fixed-size twin, on many tasks at once.
 
-For one task (DESIGN §2), with `anchor = "policy"`:
+For one task (docs/design.md, "The rule"), with `anchor = "policy"`:
 
     prev = V(s0)                                # or 0 with prev0 = "zero"
     for each step:
@@ -14,6 +14,9 @@ For one task (DESIGN §2), with `anchor = "policy"`:
         s = s + best; prev = q(best); end the task if best ended the episode
 
     rises(q, prev) = q > prev + margin, or (rise_at_max) q equals the top of the reward range
+
+The rule itself (when to stop drawing, which candidate is chosen, which are paired) is
+rro.explore.rule's `decide_step`; this module draws, estimates and keeps the records.
 
 With `anchor = "expert"` the explored states are the expert trajectory's prefixes s_0, s_1, ...
 instead: the steps draw candidates and pair them exactly as above, but the walk then takes the
@@ -30,13 +33,14 @@ from __future__ import annotations
 import time
 from collections.abc import Generator
 from dataclasses import dataclass, field
-from typing import Any
 
 from rro.agent.parse import parse_turn
 from rro.agent.prompts import agent_message
 from rro.agent.trajectory import Episode
 from rro.config import ExploreConfig
 from rro.envs.base import Env, Task, spec
+from rro.explore.records import Cost, PairRecord, StepRecord
+from rro.explore.rule import RiseRule, StepDecision, Tried, decide_step
 from rro.policy.base import Policy
 from rro.rollout import apply_turn, start_episode
 from rro.seeds import state_seed
@@ -53,31 +57,6 @@ class Candidate:
     prompt_tokens: int
 
 
-# Float slack when a mean of rewards is compared with the maximum reward.
-CEILING_TOLERANCE = 1e-9
-
-
-@dataclass(frozen=True)
-class RiseRule:
-    """When a candidate's Q counts as rising above the previous value."""
-
-    margin: float
-    ceiling: float | None = None  # with rise_at_max: the maximum reward, which rises whatever the previous value
-
-    @classmethod
-    def of(cls, settings: ExploreConfig) -> RiseRule:
-        return cls(settings.margin, spec(settings.env).reward_range[1] if settings.rise_at_max else None)
-
-    def bar(self, prev: float) -> float:
-        """The value a candidate must exceed: prev + margin, held just below the ceiling when there is one
-        (so the adaptive budget keeps rolling out a candidate that can still reach the maximum)."""
-        bar = prev + self.margin
-        return bar if self.ceiling is None else min(bar, self.ceiling - CEILING_TOLERANCE)
-
-    def rises(self, q: float, prev: float) -> bool:
-        return q > self.bar(prev)
-
-
 @dataclass
 class TaskWalk:
     """One task's walk: its live environment and episode (the chosen path; the expert's with the
@@ -90,8 +69,8 @@ class TaskWalk:
     prev_rewards: list[float] = field(default_factory=list)  # the rollout rewards behind `prev`
     tried: list[Candidate] = field(default_factory=list)
     step_started: float = 0.0
-    steps: list[dict[str, Any]] = field(default_factory=list)  # one cost record per step
-    pairs: list[dict[str, Any]] = field(default_factory=list)
+    steps: list[StepRecord] = field(default_factory=list)  # one record per step
+    pairs: list[PairRecord] = field(default_factory=list)
     values: list[float] = field(default_factory=list)  # the bars: prev0, then q(best) (expert: Q(s, expert action)) per step
     initial_cost: dict[str, int] = field(default_factory=dict)  # what V(s0) cost
     end: str = ""  # why the walk ended: submitted, max_steps, invalid, no_rise (expert anchor: also expert_ended)
@@ -106,7 +85,7 @@ class TaskWalk:
         return State(self.task, tuple(step.turn for step in self.episode.steps))
 
 
-def estimate_cost(estimates: list[Estimate]) -> dict[str, int]:
+def estimate_cost(estimates: list[Estimate]) -> Cost:
     return {
         "rollouts": sum(e.rollouts for e in estimates),
         "env_steps": sum(e.env_steps for e in estimates),
@@ -118,59 +97,21 @@ def estimate_cost(estimates: list[Estimate]) -> dict[str, int]:
     }
 
 
+def _decide(walk: TaskWalk, settings: ExploreConfig, rule: RiseRule) -> StepDecision:
+    """The rule's decision over the walk's candidates tried so far in its state."""
+    return decide_step([Tried(c.action, c.q) for c in walk.tried], walk.prev, rule,
+                       max_candidates=settings.max_candidates, stop_at_rise=settings.strategy == "rising",
+                       pair_gap=settings.pair_gap)
+
+
 def _finish_step(walk: TaskWalk, settings: ExploreConfig, rule: RiseRule) -> None:
-    best = max(walk.tried, key=lambda c: c.q)  # first of equals: the earliest drawn
-    rose = rule.rises(best.q, walk.prev)
-    prompt = [dict(m) for m in walk.episode.messages]
-    step_index = len(walk.episode.steps)
-    for other in walk.tried:
-        if other.action != best.action and other.q <= best.q - settings.pair_gap:
-            walk.pairs.append({
-                "prompt": prompt,
-                "chosen": [agent_message(best.turn)],
-                "rejected": [agent_message(other.turn)],
-                "task_id": walk.task.id,
-                "env": walk.task.env,
-                "step": step_index,
-                "q_chosen": best.q,
-                "q_rejected": other.q,
-                "prev_value": walk.prev,
-                "strategy": settings.strategy,
-                "anchor": settings.anchor,
-            })
-    bar_cost = [walk.bar_estimate] if walk.bar_estimate else []
-    walk.steps.append({
-        "task_id": walk.task.id,
-        "step": step_index,
-        "anchor": settings.anchor,
-        "candidates": len(walk.tried),
-        "distinct_actions": len({c.action for c in walk.tried}),
-        "rose": rose,
-        "prev_value": walk.prev,
-        "q_values": [c.q for c in walk.tried],
-        # Every rollout's reward, so that the step can be replayed under other settings
-        # (rro.explore.replay); an exact (terminal) action has one.
-        "q_rewards": [list(c.estimate.rewards) for c in walk.tried],
-        "prev_rewards": list(walk.prev_rewards),
-        **({"expert_action": parse_turn(walk.expert_turn, walk.task.env).action} if walk.expert_turn else {}),
-        # The candidates as drawn, so that a report can show what was rejected and why.
-        "candidate_turns": [c.turn for c in walk.tried],
-        "candidate_actions": [c.action for c in walk.tried],
-        "prompt_messages": len(prompt),  # the state's prompt: the walk's first messages (its record's `messages`)
-        "chosen_q": best.q,
-        "candidate_generated_tokens": sum(c.generated_tokens for c in walk.tried),
-        "candidate_prompt_tokens": sum(c.prompt_tokens for c in walk.tried),
-        # Costs include the bar's estimate when the expert anchor paid for it (bar_rollouts of them).
-        **estimate_cost([c.estimate for c in walk.tried] + bar_cost),
-        "bar_rollouts": sum(e.rollouts for e in bar_cost),
-        # The same costs per candidate and for the bar, so that a replay can count a shorter step's.
-        "candidate_costs": [{"generated_tokens": c.generated_tokens, "prompt_tokens": c.prompt_tokens,
-                             **estimate_cost([c.estimate])} for c in walk.tried],
-        "bar_cost": estimate_cost(bar_cost) if bar_cost else None,
-        "wall_s": time.perf_counter() - walk.step_started,
-    })
+    """Record the step the rule decided and move the walk on: from the chosen candidate (policy
+    anchor) or the expert's action (expert anchor)."""
+    decision = _decide(walk, settings, rule)
+    best = walk.tried[decision.chosen]
+    _record_step(walk, settings, decision)
     walk.tried, walk.bar_estimate = [], None
-    if not rose and settings.on_no_rise == "stop":
+    if not decision.rose and settings.on_no_rise == "stop":
         walk.end = "no_rise"
         return
     if settings.anchor == "policy":
@@ -187,6 +128,60 @@ def _finish_step(walk: TaskWalk, settings: ExploreConfig, rule: RiseRule) -> Non
         if walk.expert_turn is None:
             walk.end = walk.episode.termination if walk.episode.done else "expert_ended"
     walk.step_started = time.perf_counter()
+
+
+def _record_step(walk: TaskWalk, settings: ExploreConfig, decision: StepDecision) -> None:
+    """The step's record and its pairs, appended to the walk's."""
+    best = walk.tried[decision.chosen]
+    prompt = [dict(m) for m in walk.episode.messages]
+    step_index = len(walk.episode.steps)
+    for rejected in decision.rejected:
+        walk.pairs.append(PairRecord(
+            prompt=prompt,
+            chosen=[agent_message(best.turn)],
+            rejected=[agent_message(walk.tried[rejected].turn)],
+            task_id=walk.task.id,
+            env=walk.task.env,
+            step=step_index,
+            q_chosen=best.q,
+            q_rejected=walk.tried[rejected].q,
+            prev_value=walk.prev,
+            strategy=settings.strategy,
+            anchor=settings.anchor,
+        ))
+    bar_cost = [walk.bar_estimate] if walk.bar_estimate else []
+    walk.steps.append(StepRecord(
+        task_id=walk.task.id,
+        step=step_index,
+        anchor=settings.anchor,
+        candidates=len(walk.tried),
+        distinct_actions=len({c.action for c in walk.tried}),
+        rose=decision.rose,
+        bar=decision.bar,
+        chosen=decision.chosen,
+        prev_value=walk.prev,
+        q_values=[c.q for c in walk.tried],
+        # Every rollout's reward, so that the step can be replayed under other settings
+        # (rro.explore.replay); an exact (terminal) action has one.
+        q_rewards=[list(c.estimate.rewards) for c in walk.tried],
+        prev_rewards=list(walk.prev_rewards),
+        **({"expert_action": parse_turn(walk.expert_turn, walk.task.env).action} if walk.expert_turn else {}),
+        # The candidates as drawn, so that a report can show what was rejected and why.
+        candidate_turns=[c.turn for c in walk.tried],
+        candidate_actions=[c.action for c in walk.tried],
+        prompt_messages=len(prompt),  # the state's prompt: the walk's first messages (its record's `messages`)
+        chosen_q=best.q,
+        candidate_generated_tokens=sum(c.generated_tokens for c in walk.tried),
+        candidate_prompt_tokens=sum(c.prompt_tokens for c in walk.tried),
+        # Costs include the bar's estimate when the expert anchor paid for it (bar_rollouts of them).
+        **estimate_cost([c.estimate for c in walk.tried] + bar_cost),
+        bar_rollouts=sum(e.rollouts for e in bar_cost),
+        # The same costs per candidate and for the bar, so that a replay can count a shorter step's.
+        candidate_costs=[{"generated_tokens": c.generated_tokens, "prompt_tokens": c.prompt_tokens,
+                          **estimate_cost([c.estimate])} for c in walk.tried],
+        bar_cost=estimate_cost(bar_cost) if bar_cost else None,
+        wall_s=time.perf_counter() - walk.step_started,
+    ))
 
 
 def _next_expert_turn(expert: Generator[str, str, None], observation: str | None) -> str | None:
@@ -214,8 +209,9 @@ def _complete_where_needed(walks: list[TaskWalk], values: MonteCarloValues, sett
     anchor also a candidate that took the expert's action: its estimate becomes the next bar."""
     needed = []
     for walk in walks:
-        best = max(walk.tried, key=lambda c: c.q)
-        if not rule.rises(best.q, walk.prev):
+        decision = _decide(walk, settings, rule)
+        best = walk.tried[decision.chosen]
+        if not decision.rose:
             needed += [c.estimate.key for c in walk.tried]
         else:  # the rising candidate ran all N rollouts: its value is exact
             needed += [c.estimate.key for c in walk.tried
@@ -240,7 +236,7 @@ def walk_tasks(
     icl_shots: int = 0,
 ) -> list[TaskWalk]:
     """Explore every task to its end; returns the walks in task order."""
-    rule = RiseRule.of(settings)
+    rule = RiseRule.of(settings.margin, settings.rise_at_max, spec(settings.env).reward_range)
     walks = []
     for task in tasks:
         env = make_env()
@@ -277,8 +273,7 @@ def walk_tasks(
         for walk, (sample,), estimate in zip(active, samples, estimates):
             walk.tried.append(Candidate(sample.text, parse_turn(sample.text, walk.state.task.env).action, estimate.value, estimate,
                                         sample.generated_tokens, sample.prompt_tokens))
-            rose = rule.rises(estimate.value, walk.prev)
-            if (rose and settings.strategy == "rising") or len(walk.tried) >= settings.max_candidates:
+            if _decide(walk, settings, rule).done:
                 finishing.append(walk)
         _complete_where_needed(finishing, values, settings, rule)
         for walk in finishing:

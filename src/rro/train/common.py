@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from rro import terminal
-from rro.agent.trajectory import write_json_atomic
+from rro.jsonl import write_json_atomic
 from rro.config import ConfigError, TrainConfig, guard_output_dir
 from rro.policy.models import resolve_model
 
@@ -133,6 +133,17 @@ def trainer_arguments(config: TrainConfig, work: Path) -> dict[str, Any]:
         # rro draws its own progress line (rro.train.progress); `rro -v` brings the trainer's back.
         disable_tqdm=not terminal.verbose(),
     )
+
+
+def keep_tensorboard_logs(trainer, config: TrainConfig) -> None:
+    """With report_to = "tensorboard", write the event files to OUT/tensorboard/, beside those of
+    `rro explore` and `rro eval`: transformers' default, OUT/trainer/runs/, is deleted with the
+    optimizer states when training ends (`save_trained`)."""
+    from transformers.integrations import TensorBoardCallback
+
+    for callback in trainer.callback_handler.callbacks:
+        if isinstance(callback, TensorBoardCallback):
+            callback.logging_dir = str(Path(config.output) / "tensorboard")
 
 
 def score_loss_positions_only() -> None:

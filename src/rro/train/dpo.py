@@ -13,15 +13,18 @@ out and counted.
 
 from __future__ import annotations
 
+import random
 import time
 from pathlib import Path
 
 from rich.console import Console
 
-from rro.agent.trajectory import read_jsonl
+from rro.jsonl import read_jsonl
 from rro.config import DpoConfig
+from rro.folder_lock import hold_folder
 from rro.train.common import (
     finished_training,
+    keep_tensorboard_logs,
     last_checkpoint,
     load_model_and_tokenizer,
     lora_config,
@@ -45,6 +48,10 @@ def load_pairs(config: DpoConfig) -> list[dict]:
             if not all(isinstance(record.get(key), list) and record[key] for key in ("prompt", "chosen", "rejected")):
                 raise ValueError(f"{path}:{number}: a pair needs non-empty `prompt`, `chosen` and `rejected` message lists")
             pairs.append({key: record[key] for key in ("prompt", "chosen", "rejected")})
+    if config.pairs_sample is not None and config.pairs_sample < len(pairs):
+        # The kept pairs stay in file order: only which pairs, not their order, comes from the seed.
+        kept = sorted(random.Random(config.seed).sample(range(len(pairs)), config.pairs_sample))
+        pairs = [pairs[index] for index in kept]
     return pairs[: config.limit] if config.limit else pairs
 
 
@@ -98,11 +105,18 @@ def build_trainer(config: DpoConfig):
     trainer = DPOTrainer(model=model, args=args, train_dataset=Dataset.from_list(kept), processing_class=tokenizer,
                          peft_config=lora_config(config))
     show_training_progress(trainer, "dpo")
+    keep_tensorboard_logs(trainer, config)
     return trainer, tokenizer, {"records": len(kept), "left_out_too_long": len(pairs) - len(kept), "trimmed": trimmed}
 
 
 def dpo(config: DpoConfig) -> dict:
-    """Train `config.model` on the pairs; a finished training is a no-op, an interrupted one resumes."""
+    """Train `config.model` on the pairs; a finished training is a no-op, an interrupted one resumes.
+    The output folder is held throughout (rro.folder_lock)."""
+    with hold_folder(config.output):
+        return _dpo(config)
+
+
+def _dpo(config: DpoConfig) -> dict:
     if (record := finished_training(config)) is not None:
         return record
     started = time.time()
@@ -115,11 +129,13 @@ def dpo(config: DpoConfig) -> dict:
 def keep_starting_model(config: DpoConfig, reason: str) -> dict:
     """Save the starting model unchanged as the output, saying why (the pipeline's answer to an
     exploration that found no pairs: the method then is its starting model, honestly labelled)."""
-    if (record := finished_training(config)) is not None:
-        return record
-    started = time.time()
-    model, tokenizer = load_model_and_tokenizer(config)
-    out = Path(config.output)
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    return write_train_record(config, "dpo", {"records": 0, "unchanged": reason, "log_history": []}, started)
+    with hold_folder(config.output):
+        if (record := finished_training(config)) is not None:
+            return record
+        started = time.time()
+        model, tokenizer = load_model_and_tokenizer(config)
+        out = Path(config.output)
+        model.save_pretrained(out)
+        tokenizer.save_pretrained(out)
+        return write_train_record(config, "dpo", {"records": 0, "unchanged": reason, "log_history": []}, started)
+

@@ -12,12 +12,14 @@ from pathlib import Path
 
 from rich.console import Console
 
-from rro.agent.trajectory import read_jsonl
+from rro.jsonl import read_jsonl
 from rro.config import SftConfig
+from rro.folder_lock import hold_folder
 from rro.train.common import (
     SMOLLM2_TEMPLATE,
     SMOLLM2_TRAINING_TEMPLATE,
     finished_training,
+    keep_tensorboard_logs,
     last_checkpoint,
     load_model_and_tokenizer,
     lora_config,
@@ -79,12 +81,18 @@ def build_trainer(config: SftConfig):
     trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list([{"messages": c} for c in fitting]),
                          processing_class=tokenizer, peft_config=lora_config(config))
     show_training_progress(trainer, "sft")
+    keep_tensorboard_logs(trainer, config)
     return trainer, tokenizer, original_template, {"records": len(fitting), "left_out_too_long": too_long}
 
 
 def sft(config: SftConfig) -> dict:
     """Fine-tune `config.model` on the trajectories; a finished training is a no-op, an interrupted
-    one resumes from its last checkpoint."""
+    one resumes from its last checkpoint. The output folder is held throughout (rro.folder_lock)."""
+    with hold_folder(config.output):
+        return _sft(config)
+
+
+def _sft(config: SftConfig) -> dict:
     if (record := finished_training(config)) is not None:
         return record
     started = time.time()

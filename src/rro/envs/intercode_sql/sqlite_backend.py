@@ -13,13 +13,9 @@ handler that interrupts a statement at its time limit.
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
 import re
-import shutil
 import sqlite3
-import tempfile
 import time
 import unicodedata
 from dataclasses import dataclass
@@ -29,6 +25,7 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError, TokenError
 
+from rro.derived_cache import open_or_build
 from rro.fetch import rro_home, sha256_of
 
 CONVERTER_VERSION = 2  # bump when the conversion changes, so cached files are rebuilt
@@ -196,27 +193,12 @@ def convert_dump(dump_path: Path, out_dir: Path) -> None:
 
 
 def converted_dir(dump_path: Path) -> Path:
-    """The folder of converted databases for this dump, converting it on first use (atomically).
-
-    Once per machine: processes that start together (the workers of one run) wait on a file lock
-    while the first converts, then use its result; a converter killed midway leaves only a
-    temporary folder, never a half-written cache."""
+    """The folder of converted databases for this dump, verified against the checksums recorded
+    when it was converted; converted on first use, and again when damaged (rro.derived_cache:
+    once per machine, atomically, also when workers start together)."""
     key = f"{sha256_of(dump_path)[:16]}-v{CONVERTER_VERSION}"
     target = rro_home() / "intercode-sql" / "sqlite" / key
-    if (target / "schema.json").exists():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with open(target.parent / f".{key}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, also if the process dies
-        if (target / "schema.json").exists():  # another process converted it while we waited
-            return target
-        tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".converting-"))
-        try:
-            convert_dump(dump_path, tmp)
-            os.replace(tmp, target)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-    return target
+    return open_or_build(target, lambda folder: convert_dump(dump_path, folder), "the converted InterCode-SQL databases")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 from pathlib import Path
 
 import bm25s
@@ -22,6 +21,7 @@ import numpy as np
 import scipy.sparse
 from bm25s.tokenization import Tokenized
 
+from rro.derived_cache import open_or_build
 from rro.envs.webshop.analysis import analyze
 from rro.envs.webshop.catalog import Catalog, Product
 from rro.fetch import rro_home
@@ -81,24 +81,24 @@ class SearchEngine:
     def __init__(self, catalog: Catalog, cache_dir: Path | None = None):
         self.asins = list(catalog.products)
         cache_dir = cache_dir or _default_cache_dir(catalog)
-        if (cache_dir / "asins.json").exists() and json.loads((cache_dir / "asins.json").read_text()) == self.asins:
-            self.retriever = bm25s.BM25.load(cache_dir)
-        else:
-            self.retriever = bm25s.BM25(k1=K1, b=B, method="lucene")
+
+        def build(folder: Path) -> None:
+            retriever = bm25s.BM25(k1=K1, b=B, method="lucene")
             terms = _index_terms(catalog.products.values())
-            self.retriever.index(terms, create_empty_token=False, show_progress=False)
+            retriever.index(terms, create_empty_token=False, show_progress=False)
             weights = _lucene_weights(terms)  # Lucene's weights, in bm25s's own layout
-            if not (np.array_equal(weights.indptr, self.retriever.scores["indptr"])
-                    and np.array_equal(weights.indices, self.retriever.scores["indices"])):
+            if not (np.array_equal(weights.indptr, retriever.scores["indptr"])
+                    and np.array_equal(weights.indices, retriever.scores["indices"])):
                 raise RuntimeError("bm25s laid out its index unlike a documents x terms CSC matrix")
-            self.retriever.scores["data"] = weights.data.astype(self.retriever.scores["data"].dtype)
+            retriever.scores["data"] = weights.data.astype(retriever.scores["data"].dtype)
             del terms, weights
-            tmp = cache_dir.with_name(cache_dir.name + ".tmp")
-            self.retriever.save(tmp)
-            (tmp / "asins.json").write_text(json.dumps(self.asins))
-            if cache_dir.exists():
-                shutil.rmtree(cache_dir)
-            tmp.rename(cache_dir)
+            retriever.save(folder)
+            (folder / "asins.json").write_text(json.dumps(self.asins))
+
+        # Verified when opened, rebuilt when damaged or made for another catalogue (rro.derived_cache).
+        open_or_build(cache_dir, build, "the WebShop search index",
+                      fits=lambda folder: json.loads((folder / "asins.json").read_text()) == self.asins)
+        self.retriever = bm25s.BM25.load(cache_dir)
         self._ranked_asins = np.argsort(np.array(self.asins))  # documents in ASIN order
 
     def search(self, keywords: str, k: int = SEARCH_RETURN_N) -> list[str]:
