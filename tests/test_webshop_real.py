@@ -255,12 +255,16 @@ max_length = 4096
 
 
 def test_rro_run_on_the_real_catalogue(catalog, tmp_path):
-    from rro.config import PipelineConfig, load_config
-    from rro.pipeline import run_pipeline
+    """`rro run` through the command line, in a process of its own (as a user runs it)."""
+    import subprocess
+    import sys
 
     (tmp_path / "run.toml").write_text(REAL_RUN.format(output=tmp_path / "run"))
-    results = run_pipeline(load_config(PipelineConfig, tmp_path / "run.toml"))
+    done = subprocess.run([sys.executable, "-m", "rro.cli", "run", str(tmp_path / "run.toml")], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=1200)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     run = tmp_path / "run"
+    results = json.loads((run / "results.json").read_text())
     assert [m["method"] for m in results["methods"]] == ["sft", "ipr"] and results["env"] == "webshop"
     assert json.loads((run / "experts.report.json").read_text())["kept"] == 2
     pairs = (run / "ipr" / "iter1" / "explore" / "pairs.jsonl").read_text().splitlines()
