@@ -72,6 +72,8 @@ def test_pipeline_runs_every_stage_once_and_the_report_reads_it(tmp_path, rro_ho
     assert [m["method"] for m in results["methods"]] == ["sft", "fixed", "rising", "fixed-expert", "rising-expert"]
     stages = [stage.name for stage in plan(config)[0]]
     assert sorted(p.stem for p in (run / "stages").glob("*.json")) == sorted(stages)
+    sft_marker = json.loads((run / "stages" / "sft.json").read_text())
+    assert sft_marker["seconds"] > 0 and sft_marker["cpu_seconds"] > 0 and sft_marker["load"] >= 0
     # Both strategies start from the one SFT model and are evaluated on the same tasks.
     for strategy in ("fixed", "rising"):
         explored = json.loads((run / strategy / "iter1" / "explore" / "config.json").read_text())

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import io
+import os
 import re
+import subprocess
 import sys
+import time
 
+from rich.console import Console
 from typer.testing import CliRunner
 
 from rro import __version__
 from rro.cli import app
-from tests.conftest import run_in_terminal
+from rro.progress import INTERVAL_VARIABLE, StageProgress
+from rro.terminal import _QUIET_ENVIRONMENT
+from tests.conftest import TINY_CLI_RUN, run_in_terminal
 
 # What the libraries print on their own during `rro run` (seen in the quickstart before rro silenced it).
 LIBRARY_LINES = [
@@ -64,3 +71,57 @@ def test_version_and_errors_still_print():
     assert result.exit_code == 0 and result.output.strip() == f"rro {__version__}"
     result = runner.invoke(app, ["explore", "--rollouts", "0", "-o", "/nonexistent/x"])
     assert result.exit_code == 1 and "rollouts" in result.output
+
+
+# A plain progress line: "[12:34:56] sft  3/8 steps  2.1 s/step  ETA 0:00:10  elapsed 0:00:06  loss 1.2345".
+PROGRESS_LINE = re.compile(r"^\[\d\d:\d\d:\d\d\] (?P<stage>[a-z][a-z -]*?)  (?P<done>\d+)/(?P<total>\d+) "
+                           r"(?P<unit>steps|tasks)  (?P<rest>.*elapsed \d+:\d\d:\d\d.*)$", re.MULTILINE)
+
+
+def test_rro_run_into_a_log_file_prints_plain_progress_lines(rro_home, tmp_path):
+    """`rro run CONFIG > run.log 2>&1`, as a batch job runs it: every stage's progress is in the file,
+    as plain lines with done/total, rate, ETA and the stage's figure; no bar, no terminal codes."""
+    config = tmp_path / "run.toml"
+    # IPR alone: its exact `submit` values make pairs, so DPO trains and shows its progress too.
+    config.write_text(TINY_CLI_RUN.format(output=tmp_path / "run").replace('["rising", "ipr"]', '["ipr"]')
+                      .replace("[eval]\nlimit = 2", "[eval]\nlimit = 1"))
+    env = {k: v for k, v in os.environ.items() if k not in _QUIET_ENVIRONMENT}
+    env[INTERVAL_VARIABLE] = "0.5"
+    log = tmp_path / "run.log"
+    with log.open("w") as out:
+        status = subprocess.run([sys.executable, "-m", "rro.cli", "run", str(config)], stdout=out,
+                                stderr=subprocess.STDOUT, cwd=tmp_path, env=env, timeout=900).returncode
+    text = log.read_text()
+    assert status == 0, text[-3000:]
+    assert "\x1b[" not in text and "\r" not in text and "━" not in text, text[-3000:]
+    lines = {}
+    for match in PROGRESS_LINE.finditer(text):
+        lines.setdefault(match["stage"], []).append(match)
+    figure = {"experts intercode-sql": "", "sft": "loss ", "eval intercode-sql": "avg reward ",
+              "explore ipr": "pairs ", "dpo": "loss "}
+    for stage, shown in figure.items():
+        assert stage in lines, f"no progress line of {stage}:\n{text[-3000:]}"
+        first, last = lines[stage][0], lines[stage][-1]
+        assert first["done"] == "0" and last["done"] == last["total"], text
+        assert "ETA 0:00:00" in last["rest"] and re.search(r"(/s|s/[a-z]+)  ETA", last["rest"])
+        assert shown in last["rest"], last.group(0)
+    assert not [line for line in LIBRARY_LINES if line in text]
+
+
+def test_progress_lines_come_at_a_steady_interval_while_nothing_finishes(monkeypatch):
+    monkeypatch.setenv(INTERVAL_VARIABLE, "0.1")
+    log = io.StringIO()
+    with StageProgress("explore rising", 4, "tasks", figures="pairs 0", console=Console(file=log)) as progress:
+        time.sleep(0.75)  # one long chunk: nothing finishes, the lines still come
+        progress.update(completed=4, figures="pairs 3")
+    lines = log.getvalue().splitlines()
+    assert len(lines) >= 6, lines  # the start, about 7 beats, the end
+    assert all(PROGRESS_LINE.match(line) for line in lines), lines
+    assert all("0/4 tasks" in line and "ETA" not in line for line in lines[:-1])  # no rate before anything finished
+    assert "4/4 tasks" in lines[-1] and "ETA 0:00:00" in lines[-1] and lines[-1].endswith("pairs 3")
+
+
+def test_a_bad_progress_interval_fails_at_once(monkeypatch):
+    monkeypatch.setenv(INTERVAL_VARIABLE, "soon")
+    result = CliRunner().invoke(app, ["envs"])
+    assert result.exit_code == 1 and INTERVAL_VARIABLE in result.output and "'soon'" in result.output

@@ -72,8 +72,15 @@ def main(
 ) -> None:
     """Train LLM agents with Reward Rising Optimization."""
     from rro import terminal
+    from rro.cpu import sleep_while_waiting
+    from rro.progress import log_interval
 
+    sleep_while_waiting()  # before anything imports torch
     terminal.configure(verbose)
+    try:
+        log_interval()  # a bad RRO_PROGRESS_INTERVAL fails now, not after the first stage's work
+    except ValueError as err:
+        _fail(str(err))
     if threading.current_thread() is threading.main_thread():  # only the main thread may set handlers
         signal.signal(signal.SIGTERM, _exit_on_sigterm)
 

@@ -14,20 +14,15 @@ from collections.abc import Callable, Iterable
 from functools import partial
 from pathlib import Path
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
 from rro.agent.trajectory import Episode, read_episodes
-from rro.jsonl import JsonlWriter, write_json_atomic
 from rro.config import EvalConfig, guard_output_dir
 from rro.envs.base import Task, spec
 from rro.folder_lock import hold_folder
+from rro.jsonl import JsonlWriter, write_json_atomic
+from rro.progress import StageProgress
 from rro.rollout import EpisodeRequest, SamplingConfig, run_episodes, run_expert_episode
 from rro.tracking import Tracker, evaluation_metrics
 from rro.workers import pending_chunks, run_chunks
-
-# Fields that change what an episode is; an output folder holds episodes of one setting only.
-_RUN_IDENTITY = ("env", "policy", "split", "scheme", "backend", "max_steps", "max_invalid_turns", "include_empty_dbs")
-_MODEL_IDENTITY = ("model", "temperature", "top_p", "max_new_tokens", "seed", "icl_shots")
 
 
 def _rate(values: Iterable[bool]) -> float:
@@ -96,7 +91,7 @@ def evaluate(config: EvalConfig, policy=None) -> dict:
 
 
 def _evaluate(config: EvalConfig, out: Path, policy) -> dict:
-    guard_output_dir(config, out, _RUN_IDENTITY + (_MODEL_IDENTITY if config.policy == "model" else ()))
+    guard_output_dir(config, out)
     tasks = config.tasks()
     episodes_path = out / "episodes.jsonl"
     finished = {e.task_id: e for e in read_episodes(episodes_path)}
@@ -107,26 +102,23 @@ def _evaluate(config: EvalConfig, out: Path, policy) -> dict:
         policy = config.load_policy()
 
     started = time.perf_counter()
-    with Tracker(config.report_to, out, config.model_dump(mode="json")) as tracker, JsonlWriter(episodes_path) as writer, Progress(
-        TextColumn("[bold]eval[/bold] {task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("avg reward {task.fields[avg]:.1f}  tokens {task.fields[tokens]}"),
-        TimeElapsedColumn(),
-    ) as progress:
-        rewards = [e.reward for e in finished.values()]
-        tokens = [0]
-        all_tokens = [sum(step.generated_tokens for e in finished.values() for step in e.steps)]  # resumed ones too
-        bar = progress.add_task(config.env, total=len(tasks), completed=len(tasks) - len(todo),
-                                avg=100 * statistics.fmean(rewards) if rewards else 0.0, tokens=0)
+    rewards = [e.reward for e in finished.values()]
+    tokens = [0]
+    all_tokens = [sum(step.generated_tokens for e in finished.values() for step in e.steps)]  # resumed ones too
 
+    def figures() -> str:
+        return f"avg reward {100 * statistics.fmean(rewards) if rewards else 0.0:.1f}  tokens {tokens[0]}"
+
+    with Tracker(config.report_to, out, config.model_dump(mode="json")) as tracker, JsonlWriter(episodes_path) as writer, \
+            StageProgress(f"eval {config.env}", len(tasks), "tasks", completed=len(tasks) - len(todo),
+                          figures=figures()) as progress:
         def record(episode: Episode) -> None:
             writer.write(episode)
             finished[episode.task_id] = episode
             rewards.append(episode.reward)
             tokens[0] += sum(step.generated_tokens for step in episode.steps)
             all_tokens[0] += sum(step.generated_tokens for step in episode.steps)
-            progress.update(bar, advance=1, avg=100 * statistics.fmean(rewards), tokens=tokens[0])
+            progress.update(advance=1, figures=figures())
             tracker.log(evaluation_metrics(rewards, all_tokens[0]), step=len(finished))
 
         if config.policy == "expert":

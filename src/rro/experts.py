@@ -10,11 +10,10 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from rich.progress import Progress
-
 from rro.jsonl import write_json_atomic, write_jsonl_atomic
 from rro.config import ExpertsConfig
 from rro.envs.base import spec
+from rro.progress import StageProgress
 from rro.rollout import run_expert_episode
 
 
@@ -24,8 +23,7 @@ def collect_experts(config: ExpertsConfig) -> dict:
     env = config.make_env()
     kept, rewards, dropped = [], Counter(), []
     try:
-        with Progress() as progress:
-            bar = progress.add_task(f"experts {config.env}", total=len(tasks))
+        with StageProgress(f"experts {config.env}", len(tasks), "tasks") as progress:
             for task in tasks:
                 episode = run_expert_episode(env_spec, env, task, config.max_steps)
                 rewards[episode.reward] += 1
@@ -39,7 +37,7 @@ def collect_experts(config: ExpertsConfig) -> dict:
                     })
                 else:
                     dropped.append(task.id)
-                progress.advance(bar)
+                progress.update(advance=1)
     finally:
         env.close()
     output = Path(config.output)

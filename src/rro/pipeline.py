@@ -24,6 +24,7 @@ SFT and SFT evaluation, and explore the same tasks with the same seeds, so they 
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
 from dataclasses import dataclass
@@ -37,7 +38,6 @@ from rro.folder_lock import hold_folder
 from rro.jsonl import read_jsonl, write_json_atomic
 from rro.policy import release_engines
 from rro.config import (
-    ENV_OPTIONS,
     ConfigError,
     DpoConfig,
     EvalConfig,
@@ -47,7 +47,7 @@ from rro.config import (
     SftConfig,
     TrainConfig,
     describe_error,
-    placement_fields,
+    run_identity,
     value_when_absent,
 )
 
@@ -72,18 +72,15 @@ def _stage_config(cls: type[BaseModel], table: str, section: dict[str, Any], wir
 
 
 def _same_settings(saved: dict[str, Any], config: BaseModel) -> bool:
-    """Whether a finished stage ran with `config`. Settings that rro gained after the stage ran
-    count as the same when they are at what the stage ran with before they existed (their default,
-    or `when_absent`). What does not count: placement settings
-    (where a stage ran, not what it produced), other environments' settings (every installed
-    environment adds its own to every command), and settings this installation does not know (a
-    plug-in environment's, since uninstalled: they cannot change what runs now)."""
-    ignored = placement_fields(config)
-    if hasattr(config, "env_options"):
-        ignored |= set(ENV_OPTIONS) - set(config.env_options())
-    wanted = {k: v for k, v in config.model_dump(mode="json").items() if k not in ignored}
-    defaults = {name: value_when_absent(field) for name, field in type(config).model_fields.items()}
-    return all(saved[k] == value if k in saved else value == defaults[k] for k, value in wanted.items())
+    """Whether a finished stage ran with `config`: the same values of the settings that identify
+    it (rro.config.run_identity). Settings that rro gained after the stage ran count as the same
+    when they are at what the stage ran with before they existed (their default, or `when_absent`);
+    settings this installation does not know (a plug-in environment's, since uninstalled) cannot
+    change what runs now."""
+    wanted = config.model_dump(mode="json")
+    fields = type(config).model_fields
+    return all(saved[k] == wanted[k] if k in saved else wanted[k] == value_when_absent(fields[k])
+               for k in run_identity(config))
 
 
 def train_dpo_stage(config: DpoConfig) -> dict:
@@ -263,9 +260,13 @@ def _run_stages(config: PipelineConfig, stages: list[Stage], methods: list[dict[
         console.print(f"[bold]{number}/{len(stages)} {stage.name}[/bold]")
         if isinstance(stage.config, TrainConfig):
             release_engines()  # training needs the memory an in-process engine (vLLM) holds
-        started = time.time()
+        started, cpu_started = time.time(), time.process_time()
         stage.run(stage.config)
-        write_json_atomic(marker, {"config": wanted, "seconds": round(time.time() - started, 1)})
+        # CPU seconds and the load beside the wall time: on a machine shared with other work, wall
+        # time grows with the load and CPU time much less (bench/quickstart_stages.py prints them).
+        write_json_atomic(marker, {"config": wanted, "seconds": round(time.time() - started, 1),
+                                   "cpu_seconds": round(time.process_time() - cpu_started, 1),
+                                   "load": round(os.getloadavg()[0], 2)})
     results = {"run": str(run), "env": config.env, **config.run_wide_options(), "methods": methods}
     write_json_atomic(run / "results.json", results)
     return results

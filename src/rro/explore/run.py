@@ -21,8 +21,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
 from rro.config import ConfigError, ExploreConfig, guard_output_dir
 from rro.envs.base import Task, spec
 from rro.explore.baselines import ipr_tasks, outcome_tasks
@@ -31,16 +29,11 @@ from rro.explore.replay import ReplayError, replay_exploration
 from rro.explore.walk import walk_tasks
 from rro.folder_lock import hold_folder
 from rro.jsonl import write_json_atomic
+from rro.progress import StageProgress
 from rro.rollout import SamplingConfig
 from rro.tracking import Tracker, exploration_metrics
 from rro.values import MonteCarloValues
 from rro.workers import pending_chunks, run_chunks
-
-# Settings that change what exploration produces; an output folder holds one setting only.
-_IDENTITY = ("env", "split", "scheme", "backend", "model", "strategy", "rollouts", "max_candidates", "temperature",
-             "rollout_temperature", "margin", "rise_at_max", "anchor", "pair_gap", "prev0", "on_no_rise", "tau", "max_steps",
-             "max_invalid_turns", "max_new_tokens", "seed", "icl_shots", "include_empty_dbs", "adaptive", "replay_from")
-
 
 def _walk_record(walk, strategy: str) -> WalkRecord:
     return WalkRecord(
@@ -151,7 +144,7 @@ def explore(config: ExploreConfig, policy=None) -> dict[str, Any]:
 
 
 def _explore(config: ExploreConfig, out: Path, policy) -> dict[str, Any]:
-    guard_output_dir(config, out, _IDENTITY)
+    guard_output_dir(config, out)
     walked = config.strategy in ("rising", "fixed")  # the strategies that anchor and rise_at_max apply to
     header = {"strategy": config.strategy, "model": config.model, "env": config.env, "split": config.split,
               "anchor": config.anchor if walked else None, "rise_at_max": config.rise_at_max if walked else None}
@@ -171,19 +164,19 @@ def _explore(config: ExploreConfig, out: Path, policy) -> dict[str, Any]:
     done = {record["task_id"]: record for record in read_walks(out)}
     chunks = pending_chunks(tasks, set(done), config.tasks_per_batch)
 
-    with Tracker(config.report_to, out, config.model_dump(mode="json")) as tracker, WalkLog(out) as writer, Progress(
-        TextColumn("[bold]explore {task.fields[strategy]}[/bold]"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("cand/step {task.fields[cps]:.2f}  rollouts {task.fields[rollouts]}  pairs {task.fields[pairs]}"),
-        TimeElapsedColumn(),
-    ) as progress:
+    def figures(stats: dict[str, Any]) -> str:
+        return (f"cand/step {stats['candidates_per_step']['mean']:.2f}  rollouts {stats['rollouts']}  "
+                f"pairs {stats['pairs']}")
+
+    with Tracker(config.report_to, out, config.model_dump(mode="json")) as tracker, WalkLog(out) as writer, \
+            StageProgress(f"explore {config.strategy}", len(tasks), "tasks", completed=len(done),
+                          figures=figures(summarize_steps(list(done.values())))) as progress:
         def show():
             records = list(done.values())
             stats = summarize_steps(records)
-            progress.update(bar, completed=len(done), cps=stats["candidates_per_step"]["mean"],
-                            rollouts=stats["rollouts"], pairs=stats["pairs"])
+            progress.update(completed=len(done), figures=figures(stats))
             tracker.log(exploration_metrics(stats, records), step=len(done))
 
-        bar = progress.add_task("explore", total=len(tasks), strategy=config.strategy, cps=0.0, rollouts=0, pairs=0)
         show()
         for _chunk, records in run_chunks(config, chunks, partial(ExploreChunks, config), policy):
             for record in records:

@@ -31,7 +31,7 @@ import time
 from dataclasses import dataclass
 
 from rro.policy.base import Completion, PolicyError, Seeds, sample_seeds
-from rro.policy.hf import STOP_STRINGS
+from rro.policy.hf import STOP_STRINGS, cpu_supports_bf16
 from rro.policy.models import resolve_model
 from rro.terminal import verbose
 
@@ -78,6 +78,16 @@ SMALL_MACHINE_CORES = 4
 CPU_KV_BLOCK_SIZE = 32
 
 
+def engine_dtype(dtype: str, cpu: bool) -> str:
+    """The dtype an engine starts with. vLLM's own `auto` casts a float32 checkpoint (every model rro
+    converts from GGUF) to bfloat16 on any x86 CPU, and a CPU without native bf16 (AVX2 only) emulates it
+    about 80x slower than float32: on CPU, `auto` is bfloat16 only where the CPU has it (as the
+    transformers backend's `pick_dtype`). On a GPU vLLM's own choice stands."""
+    if dtype == "auto" and cpu:
+        return "bfloat16" if cpu_supports_bf16() else "float32"
+    return dtype
+
+
 def _give_the_model_every_core() -> None:
     if (os.cpu_count() or 1) <= SMALL_MACHINE_CORES:
         os.environ.setdefault("VLLM_CPU_NUM_OF_RESERVED_CPU", "0")
@@ -93,7 +103,7 @@ def _start_engine(settings: EngineSettings):
         return vllm.LLM(
             model=settings.path,
             tokenizer=settings.path,
-            dtype=settings.dtype,
+            dtype=engine_dtype(settings.dtype, cpu),
             gpu_memory_utilization=memory,
             max_model_len=settings.max_model_len,
             enforce_eager=settings.enforce_eager,
@@ -173,6 +183,7 @@ class VLLMPolicy:
                                        kv_block_size)
         self.engine = engine_for(self.settings)
         self.load_seconds = time.perf_counter() - started
+        self.dtype = self.engine.llm_engine.model_config.dtype  # what the engine runs in (a torch dtype)
         self.tokenizer = self.engine.get_tokenizer()
         self.per_request_seeds = not on_cpu()
         self.stop_token_ids = self._stop_token_ids()

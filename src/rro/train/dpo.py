@@ -117,11 +117,16 @@ def dpo(config: DpoConfig) -> dict:
 
 
 def _dpo(config: DpoConfig) -> dict:
+    from rro.train.progress import stop_training_progress
+
     if (record := finished_training(config)) is not None:
         return record
     started = time.time()
     trainer, tokenizer, details = build_trainer(config)
-    result = trainer.train(resume_from_checkpoint=last_checkpoint(Path(config.output) / "trainer"))
+    try:
+        result = trainer.train(resume_from_checkpoint=last_checkpoint(Path(config.output) / "trainer"))
+    finally:
+        stop_training_progress(trainer)
     return save_trained(trainer, tokenizer, config, "dpo", tokenizer.chat_template,
                         {**details, "metrics": result.metrics}, started)
 

@@ -1,20 +1,20 @@
-"""One rich progress display for a training run, in place of the trainer's tqdm bar and printed dicts.
+"""rro's progress display for a training run, in place of the trainer's tqdm bar and printed dicts.
 
 transformers' Trainer reports through a callback: a tqdm bar that also writes every log dict
 (`{'loss': '1.234', 'grad_norm': ...}`) as a line, or, with `disable_tqdm`, a printer of the same
-dicts. rro swaps that callback for `TrainingProgress`: one line that shows the step, the running
-loss (and for DPO the reward accuracy and margin) and the time left. With `rro -v` the trainer's
-own callback stays, as transformers prints it.
+dicts. rro swaps that callback for `TrainingProgress`: a `StageProgress` over optimizer steps that
+shows the running loss (and for DPO the reward accuracy and margin) and the time left, as a bar on
+a terminal and as plain lines in a log. With `rro -v` the trainer's own callback stays, as
+transformers prints it.
 """
 
 from __future__ import annotations
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from transformers import TrainerCallback
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
 from rro import terminal
+from rro.progress import StageProgress
 
 # Log keys worth a place on the line, and how they are labelled there.
 _SHOWN = {"loss": "loss", "train_loss": "mean loss", "rewards/accuracies": "acc", "rewards/margins": "margin",
@@ -31,36 +31,29 @@ def _figures(logs: dict[str, float]) -> str:
 
 
 class TrainingProgress(TrainerCallback):
-    """A rich bar over optimizer steps with the latest logged figures."""
+    """Progress over optimizer steps with the latest logged figures."""
 
     def __init__(self, kind: str):
         self.kind = kind
-        self.progress: Progress | None = None
-        self.bar = None
+        self.progress: StageProgress | None = None
 
     def on_train_begin(self, args, state, control, **kwargs):
         if not state.is_world_process_zero:
             return
-        self.progress = Progress(
-            TextColumn(f"[bold]{self.kind}[/bold]"), BarColumn(), MofNCompleteColumn(), TextColumn("steps"),
-            TextColumn("{task.fields[figures]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-            console=Console(stderr=True),
-        )
-        self.progress.start()
-        self.bar = self.progress.add_task(self.kind, total=state.max_steps, completed=state.global_step, figures="")
+        self.progress = StageProgress(self.kind, state.max_steps, "steps", completed=state.global_step).__enter__()
 
     def on_step_end(self, args, state, control, **kwargs):
         if self.progress is not None:
-            self.progress.update(self.bar, completed=state.global_step)
+            self.progress.update(completed=state.global_step)
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if self.progress is not None and logs and (figures := _figures(logs)):
-            self.progress.update(self.bar, figures=figures)
+            self.progress.update(figures=figures)
 
     def on_train_end(self, args, state, control, **kwargs):
         if self.progress is not None:
-            self.progress.update(self.bar, completed=state.global_step)
-            self.progress.stop()
+            self.progress.update(completed=state.global_step)
+            self.progress.__exit__(None, None, None)
             self.progress = None
 
 
@@ -71,3 +64,12 @@ def show_training_progress(trainer, kind: str) -> None:
     trainer.remove_callback(ProgressCallback)
     trainer.remove_callback(PrinterCallback)
     trainer.add_callback(TrainingProgress(kind))
+
+
+def stop_training_progress(trainer) -> None:
+    """End the display when training stops early (an error, an interrupt): the trainer then never
+    calls `on_train_end`, and a log's periodic lines would go on."""
+    for callback in trainer.callback_handler.callbacks:
+        if isinstance(callback, TrainingProgress) and callback.progress is not None:
+            callback.progress.__exit__(None, None, None)
+            callback.progress = None

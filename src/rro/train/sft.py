@@ -93,10 +93,15 @@ def sft(config: SftConfig) -> dict:
 
 
 def _sft(config: SftConfig) -> dict:
+    from rro.train.progress import stop_training_progress
+
     if (record := finished_training(config)) is not None:
         return record
     started = time.time()
     trainer, tokenizer, original_template, details = build_trainer(config)
-    result = trainer.train(resume_from_checkpoint=last_checkpoint(Path(config.output) / "trainer"))
+    try:
+        result = trainer.train(resume_from_checkpoint=last_checkpoint(Path(config.output) / "trainer"))
+    finally:
+        stop_training_progress(trainer)
     return save_trained(trainer, tokenizer, config, "sft", original_template, {**details, "metrics": result.metrics},
                         started)
