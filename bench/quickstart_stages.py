@@ -140,7 +140,7 @@ def main() -> None:
     from transformers import AutoTokenizer
 
     from rro.policy.models import resolve_model
-    from rro.agent.trajectory import read_jsonl
+    from rro.jsonl import read_jsonl
 
     tokenizer = AutoTokenizer.from_pretrained(resolve_model(args.model))
     lengths = [len(tokenizer.apply_chat_template(r["messages"], tokenize=True, return_dict=True)["input_ids"])

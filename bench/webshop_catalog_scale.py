@@ -74,14 +74,14 @@ def main() -> None:
 
     started = time.perf_counter()
     catalog = load_catalog_files(products, args.dir / "items_ins_v2.json", args.dir / "items_human_ins.json", size="full")
-    print(f"load_catalog_files: {len(catalog.products)} products, {len(catalog.goals)} goals, "
+    print(f"load_catalog_files: {len(catalog.products)} products, {len(catalog.goals('human'))} goals, "
           f"{time.perf_counter() - started:.0f} s, peak RSS {peak_rss_gib():.1f} GiB")
     cached = (args.dir / "bm25").exists()
     started = time.perf_counter()
     engine = SearchEngine(catalog, cache_dir=args.dir / "bm25")
     print(f"SearchEngine ({'cached index loaded' if cached else 'index built'}): "
           f"{time.perf_counter() - started:.0f} s, peak RSS {peak_rss_gib():.1f} GiB")
-    query = catalog.goals[0]["instruction_text"]
+    query = catalog.goals("human")[0]["instruction_text"]
     started = time.perf_counter()
     hits = engine.search(query)
     print(f"search: {len(hits)} results in {1000 * (time.perf_counter() - started):.0f} ms")

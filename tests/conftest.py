@@ -60,11 +60,21 @@ def tiny_policy(rro_home):
 WEBSHOP_FIXTURE = Path(__file__).parent / "data" / "webshop"
 
 
+def forget_webshop_catalogues() -> None:
+    """Drop the catalogues and search engines this process has loaded (they are cached per size)."""
+    from rro.envs.webshop import catalog, env
+
+    catalog.load_catalog.cache_clear()
+    env.search_engine.cache_clear()
+
+
 @pytest.fixture(scope="module")
 def webshop_catalog(rro_home):
-    """The fixture catalogue (tests/data/webshop, written for the tests in WebShop's format) installed
-    as the 1000-product set. Its files are not WebShop's published ones, so while the module runs,
-    the data files are pinned to the fixture's own sizes and checksums instead."""
+    """The fixture catalogue (tests/data/webshop, written for the tests in WebShop's format: upstream's
+    product file, attribute file and human instructions) installed as the 1000-product set. Its
+    files are not WebShop's published ones, so while the module runs, the data files are pinned to
+    the fixture's own sizes and checksums instead. Its attribute file holds no synthetic
+    instructions: its goals are its human ones, made the default while the module runs."""
     from dataclasses import replace
 
     from rro.envs.webshop import catalog
@@ -74,13 +84,38 @@ def webshop_catalog(rro_home):
         path = WEBSHOP_FIXTURE / remote.name
         return replace(remote, size=path.stat().st_size, sha256=sha256_of(path))
 
+    forget_webshop_catalogues()
     with pytest.MonkeyPatch.context() as patch:
         patch.setitem(catalog.PRODUCT_FILES, "1000", pinned_to_fixture(catalog.PRODUCT_FILES["1000"]))
         patch.setitem(catalog.ATTRIBUTE_FILES, "1000", pinned_to_fixture(catalog.ATTRIBUTE_FILES["1000"]))
         patch.setattr(catalog, "HUMAN_INSTRUCTIONS_FILE", pinned_to_fixture(catalog.HUMAN_INSTRUCTIONS_FILE))
-        for remote in catalog.data_files("1000"):
+        patch.setitem(catalog.DEFAULT_GOALS, "1000", "human")
+        for remote in (catalog.PRODUCT_FILES["1000"], catalog.ATTRIBUTE_FILES["1000"], catalog.HUMAN_INSTRUCTIONS_FILE):
             ensure_file(remote, source=WEBSHOP_FIXTURE)
         yield catalog.load_catalog("1000")
+    forget_webshop_catalogues()
+
+
+@pytest.fixture(scope="module")
+def real_webshop(tmp_path_factory):
+    """WebShop's real 1000-product catalogue (`documents_1k.jsonl` and `items_ins_v2_1000.json`) from the
+    data mirror, in an RRO_HOME of its own. Without the mirror the tests skip, unless
+    RRO_REQUIRE_DATA_MIRROR=1 (CI sets it) makes them fail."""
+    from rro.envs.webshop import catalog
+
+    mirror = os.environ.get("RRO_DATA_MIRROR")
+    needed = [catalog.DOCUMENT_FILES["1000"].name, catalog.ATTRIBUTE_FILES["1000"].name]
+    if not mirror or not all((Path(mirror) / "webshop" / name).exists() for name in needed):
+        reason = f"WebShop's {' and '.join(needed)} are not in the data mirror (RRO_DATA_MIRROR={mirror or 'unset'})"
+        if os.environ.get("RRO_REQUIRE_DATA_MIRROR") == "1":
+            pytest.fail(f"RRO_REQUIRE_DATA_MIRROR=1 but {reason}")
+        pytest.skip(reason)
+    forget_webshop_catalogues()
+    with pytest.MonkeyPatch.context() as patch:
+        # its own home: the fixture catalogue's files, installed under the same names, stay apart
+        patch.setenv("RRO_HOME", str(tmp_path_factory.mktemp("real-webshop-home")))
+        yield catalog.load_catalog("1000")
+    forget_webshop_catalogues()
 
 
 def run_in_terminal(args: list[str], cwd: Path, timeout: float = 900) -> tuple[int, str]:

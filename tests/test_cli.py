@@ -120,6 +120,7 @@ def test_sigterm_stops_a_run_that_the_same_command_resumes(tmp_path, tiny_policy
     run.send_signal(signal.SIGTERM)
     assert run.wait(timeout=120) == 128 + signal.SIGTERM
     assert "rerun the same command to resume" in run.stderr.read()
+    assert not (out / "rro.lock").exists()  # the output folder is released on the way out
     assert 1 <= len(walks.read_text().splitlines()) < 3
     rerun = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert rerun.returncode == 0, rerun.stderr[-3000:]

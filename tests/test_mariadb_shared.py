@@ -110,7 +110,7 @@ def test_the_server_is_where_a_run_happens_not_what_it_is(tmp_path):
     def config(**options):
         return EvalConfig(policy="expert", backend="mariadb", output=tmp_path, **options)
 
-    guard_output_dir(config(), tmp_path, ("policy",))
-    guard_output_dir(config(mariadb_host="db.example", mariadb_port=3307), tmp_path, ("policy",))  # resumes
+    guard_output_dir(config(), tmp_path)
+    guard_output_dir(config(mariadb_host="db.example", mariadb_port=3307), tmp_path)  # resumes
     with pytest.raises(ConfigError, match="scheme: 'by-query' -> 'by-db'"):
-        guard_output_dir(config(scheme="by-db"), tmp_path, ("policy",))
+        guard_output_dir(config(scheme="by-db"), tmp_path)

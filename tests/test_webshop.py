@@ -47,13 +47,14 @@ def test_products_load_as_upstream_parses_them(catalog):
 
 def test_goals_are_upstreams_and_seeded(catalog):
     # 18 instructions less one without attributes and one for a product not in the catalogue
-    assert len(catalog.goals) == 16
-    tee = next(g for g in catalog.goals if g["instruction_text"] in QUERY)
+    assert len(catalog.goals("human")) == 16 and catalog.goals() is catalog.goals("human")
+    assert catalog.goals("synthetic") == []  # the fixture's attribute file holds no instructions
+    tee = next(g for g in catalog.goals("human") if g["instruction_text"] in QUERY)
     assert tee["attributes"] == ["machine wash", "cotton"] and tee["goal_options"] == ["navy blue", "large"]
     # upstream: two of the four next multiples of 10 above the price, the larger one is the limit
     assert tee["price_upper"] in (30.0, 40.0, 50.0) and tee["instruction_text"].endswith(f"{tee['price_upper']:.2f} dollars")
     again = load_catalog.__wrapped__("1000")  # a fresh load draws the same prices and order
-    assert [g["instruction_text"] for g in again.goals] == [g["instruction_text"] for g in catalog.goals]
+    assert [g["instruction_text"] for g in again.goals("human")] == [g["instruction_text"] for g in catalog.goals("human")]
     tasks = spec("webshop").load_tasks(split="test")
     assert [t.id for t in tasks] == [str(i) for i in range(16)]  # test = goals 0-499
     assert spec("webshop").load_tasks(split="train") == [] and spec("webshop").load_tasks(split="dev") == []
@@ -199,7 +200,9 @@ def test_fetch_play_and_missing_files_through_the_cli(catalog, tmp_path, monkeyp
     monkeypatch.delenv("RRO_DATA_MIRROR", raising=False)
     missing = runner.invoke(app, ["play", "webshop-full", "--task", "0"])
     assert missing.exit_code == 1
-    assert "items_shuffle.json has not been fetched" in missing.output and "rro data fetch webshop-full" in missing.output
+    output = " ".join(missing.output.split())  # rich wraps long lines
+    assert "items_shuffle.json + items_human_ins.json have not been fetched" in output
+    assert "rro data fetch webshop-full" in output
     # a download page instead of the data is refused
     (tmp_path / "items_shuffle.json").write_text("<html>Google Drive can't scan this file</html>")
     refused = runner.invoke(app, ["data", "fetch", "webshop-full", "--from", str(tmp_path)])

@@ -214,7 +214,7 @@ def test_every_purchase_on_the_fixture_scores_within_zero_and_one(webshop_catalo
     products = list(webshop_catalog.products.values())
     rewards = []
     for _ in range(3000):
-        goal = rng.choice(webshop_catalog.goals)
+        goal = rng.choice(webshop_catalog.goals("human"))
         goal = {**goal, "goal_options": rng.sample(goal["goal_options"], rng.randint(0, len(goal["goal_options"])))}
         product = webshop_catalog.products[goal["asin"]] if rng.random() < 0.5 else rng.choice(products)
         chosen = {name: rng.choice(values) for name, values in product.options.items() if rng.random() < 0.8}

@@ -121,7 +121,7 @@ def data_fetch(
 ) -> None:
     """Download (or copy from a mirror) and verify an environment's data files."""
     from rro.envs import spec
-    from rro.fetch import ensure_file
+    from rro.fetch import OneOf, ensure_any, ensure_file
 
     try:
         remotes = spec(env).data_files()
@@ -130,8 +130,10 @@ def data_fetch(
     if not remotes:
         console.print(f"{env} has no data files to fetch", markup=False)
     for remote in remotes:
-        path = ensure_file(remote, source)
-        console.print(f"[green]ok[/green] {escape(remote.name)} -> {escape(str(path))}")
+        # data published in several forms: the first form the source has
+        paths = ensure_any(remote, source) if isinstance(remote, OneOf) else (ensure_file(remote, source),)
+        for path in paths:
+            console.print(f"[green]ok[/green] {escape(path.name)} -> {escape(str(path))}")
 
 
 @data_app.command("splits")

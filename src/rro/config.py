@@ -10,6 +10,7 @@ every command takes them too.
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import re
 import tomllib
@@ -21,16 +22,28 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from pydantic.fields import FieldInfo
 
 from rro.envs import base as envs
+from rro.policy import BACKENDS
 from rro.envs.base import Env, Task
+from rro.jsonl import numbered_records, write_json_atomic
 
 
 class ConfigError(ValueError):
     pass
 
 
+# What a setting is to a run's identity, declared on the field (`json_schema_extra`). A setting
+# without a mark identifies the run: an output folder is resumed, a finished pipeline stage skipped
+# and a recording replayed only with the same value (`run_identity`). Marked ones do not, or less:
+#   placement   where the run happens (workers, a shared database server): ties nothing;
+#   resumable   how much runs, in which pieces, on which engine (limit, tasks_per_batch, dtype, the
+#               output folder itself): a folder may be resumed with another value, but a finished
+#               pipeline stage with another value is another stage;
+#   replayable  what a replay may change (rro.explore.replay): the rule's settings, not the sampling's.
+PLACEMENT = {"placement": True}
+RESUMABLE = {"resumable": True}
+REPLAYABLE = {"replayable": True}
 # The command-line flags of every command's output field.
-OUTPUT = {"cli": ["--output", "-o"]}
-PLACEMENT = {"placement": True}  # where a run happens, not what it produces: see placement_fields
+OUTPUT = {"cli": ["--output", "-o"], **RESUMABLE}
 
 
 class StrictModel(BaseModel):
@@ -92,7 +105,8 @@ class _TaskSelection(StrictModel):
     env: str = Field(default="intercode-sql", description="The environment (`rro envs` lists them).")
     split: Literal["train", "dev", "test", "all"] = Field(
         default="test", description="Which tasks: train, test, all, or another of the environment's splits (`rro envs`).")
-    limit: int | None = Field(default=None, ge=1, description="Only the first N tasks of the split.")
+    limit: int | None = Field(default=None, ge=1, description="Only the first N tasks of the split.",
+                              json_schema_extra=RESUMABLE)
     max_steps: int = Field(default=10, ge=1, description="Turns before an episode is cut and scores 0.")
     max_invalid_turns: int = Field(
         default=3, ge=0, description="End an episode after this many consecutive turns without a valid action (0 = never).")
@@ -133,32 +147,41 @@ class PolicyConfig(StrictModel):
 
     model: str = Field(default="smollm2-135m",
                        description="Model: a named model (smollm2-135m), a checkpoint folder or a transformers id.")
-    policy_backend: Literal["hf", "openai", "vllm"] = Field(
-        default="hf", description="hf (transformers), openai (an OpenAI-compatible server) or vllm (in-process vLLM engine).")
+    policy_backend: Literal[tuple(BACKENDS)] = Field(  # type: ignore[valid-type]
+        default="hf", description="hf (transformers), openai (an OpenAI-compatible server) or vllm (in-process vLLM engine).",
+        json_schema_extra=RESUMABLE)
     base_url: str | None = Field(
-        default=None, description="The server for --policy-backend openai, e.g. http://127.0.0.1:8000/v1.")
+        default=None, description="The server for --policy-backend openai, e.g. http://127.0.0.1:8000/v1.",
+        json_schema_extra=RESUMABLE)
     gpu_memory_utilization: float | None = Field(
         default=None, gt=0.0, le=1.0,
         description="vllm backend: the share of the device's memory vLLM reserves for weights and KV cache "
-                    "(on CPU: of the NUMA node's memory). Default 0.9 on a GPU, 0.3 on CPU.")
+                    "(on CPU: of the NUMA node's memory). Default 0.9 on a GPU, 0.3 on CPU.",
+        json_schema_extra=RESUMABLE)
     max_model_len: int | None = Field(
         default=None, ge=32,
         description="vllm backend: the longest prompt + completion in tokens; None = the model's context "
-                    "length. Lower it when a long-context 2B-7B model's KV cache does not fit.")
+                    "length. Lower it when a long-context 2B-7B model's KV cache does not fit.",
+        json_schema_extra=RESUMABLE)
     enforce_eager: bool = Field(
         default=False,
-        description="vllm backend: skip CUDA graph capture (starts faster, decodes slower; no effect on CPU).")
+        description="vllm backend: skip CUDA graph capture (starts faster, decodes slower; no effect on CPU).",
+        json_schema_extra=RESUMABLE)
     kv_block_size: int | None = Field(
         default=None, ge=1,
         description="vllm backend: tokens per KV-cache block, the granularity of prefix-cache hits; "
-                    "None = 32 on CPU (vLLM's CPU default of 128 made exploration 1.3-1.7x slower), vLLM's default on a GPU.")
+                    "None = 32 on CPU (vLLM's CPU default of 128 made exploration 1.3-1.7x slower), vLLM's default on a GPU.",
+        json_schema_extra=RESUMABLE)
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
         default="auto", description="Weights' type; auto: bf16 on GPUs and on CPUs with native bf16 (avx512_bf16/AMX), "
-                    "float32 on other CPUs (emulated bf16 is ~80x slower there); hf and vllm backends.")
+                    "float32 on other CPUs (emulated bf16 is ~80x slower there); hf and vllm backends.",
+        json_schema_extra=RESUMABLE)
     device: Annotated[str, AfterValidator(_device_name)] = Field(
-        default="auto", description="Where the model runs: auto, cpu, cuda, cuda:1, ... (or mps, xpu).")
+        default="auto", description="Where the model runs: auto, cpu, cuda, cuda:1, ... (or mps, xpu).",
+        json_schema_extra=RESUMABLE)
     max_batch_size: int | None = Field(
-        default=None, ge=1, description="Most conversations per forward pass (default: all at once).")
+        default=None, ge=1, description="Most conversations per forward pass (default: all at once).",
+        json_schema_extra=RESUMABLE)
     temperature: float = Field(default=0.0, ge=0.0, description="Sampling temperature; 0 = greedy.")
     top_p: float = Field(default=1.0, gt=0.0, le=1.0, description="Nucleus sampling's top-p.")
     max_new_tokens: int = Field(default=256, ge=1, description="Token limit of one agent turn.")
@@ -174,17 +197,14 @@ class PolicyConfig(StrictModel):
         return 0 if (Path(self.model) / "rro-train.json").exists() else 1
 
     def load_policy(self):
-        from rro.policy import load_policy
+        from rro.policy import BACKENDS, load_policy
 
-        if self.policy_backend == "openai":
-            if not self.base_url:
-                raise ConfigError("policy_backend = 'openai' needs base_url (e.g. http://127.0.0.1:8000/v1)")
-            return load_policy(self.model, "openai", base_url=self.base_url)
-        if self.policy_backend == "vllm":
-            return load_policy(self.model, "vllm", dtype=self.dtype, gpu_memory_utilization=self.gpu_memory_utilization,
-                               max_model_len=self.max_model_len, enforce_eager=self.enforce_eager, seed=self.seed,
-                               kv_block_size=self.kv_block_size)
-        return load_policy(self.model, "hf", dtype=self.dtype, device=self.device, max_batch_size=self.max_batch_size)
+        backend = BACKENDS[self.policy_backend]
+        for name in backend.required:
+            if not getattr(self, name):
+                raise ConfigError(f"policy_backend = {self.policy_backend!r} needs {name}: "
+                                  f"{type(self).model_fields[name].description}")
+        return load_policy(self.model, self.policy_backend, **{name: getattr(self, name) for name in backend.settings})
 
 
 TaskSelection = create_model(
@@ -221,8 +241,13 @@ class WorkersConfig(StrictModel):
 
 class EvalConfig(TaskSelection, PolicyConfig, WorkersConfig, ReportToConfig):
     policy: Literal["model", "expert"] = Field(default="model", description="model, or expert (the oracle; no model needed).")
-    tasks_per_batch: int = Field(default=64, ge=1, description="Episodes run together (and environments open at once).")
+    tasks_per_batch: int = Field(default=64, ge=1, description="Episodes run together (and environments open at once).",
+                                 json_schema_extra=RESUMABLE)
     output: Path = Field(description="Output folder (episodes.jsonl, summary.json).", json_schema_extra=OUTPUT)
+
+    def unused_settings(self) -> set[str]:
+        """The policy's settings when the expert plays: they change nothing (rro.config.run_identity)."""
+        return set(PolicyConfig.model_fields) if self.policy == "expert" else set()
 
 
 class ExpertsConfig(TaskSelection):
@@ -264,37 +289,48 @@ def load_config(cls: type[Config], path: Path | None = None, **overrides: Any) -
 
 
 class ExploreConfig(TaskSelection, PolicyConfig, WorkersConfig, ReportToConfig):
-    """`rro explore`: collect preference pairs with one strategy. Defaults follow DESIGN §2."""
+    """`rro explore`: collect preference pairs with one strategy. Defaults follow docs/design.md ("The rule")."""
 
     split: Literal["train", "dev", "test", "all"] = Field(
         default="train", description="Which tasks: train, test, all, or another of the environment's splits (`rro envs`).")
     strategy: Literal["rising", "fixed", "ipr", "outcome"] = Field(
-        default="rising", description="rising (RRO), fixed (K candidates every step), ipr or outcome.")
+        default="rising", description="rising (RRO), fixed (K candidates every step), ipr or outcome.",
+        json_schema_extra=REPLAYABLE)
     rollouts: int = Field(default=5, ge=1, description="N: rollouts per value estimate.")
-    max_candidates: int = Field(default=5, ge=1, description="K: most candidates per step (rising), or all of them (fixed).")
+    max_candidates: int = Field(default=5, ge=1, description="K: most candidates per step (rising), or all of them (fixed).",
+                                json_schema_extra=REPLAYABLE)
     temperature: float = Field(default=1.0, ge=0.0, description="T_explore: the temperature candidates are drawn at.")
     rollout_temperature: float = Field(default=1.0, ge=0.0, description="T_rollout: the temperature rollouts continue at.")
-    margin: float = Field(default=0.0, description="A candidate rises when its Q > the previous value + margin.")
+    margin: float = Field(default=0.0, description="A candidate rises when its Q > the previous value + margin.",
+                          json_schema_extra=REPLAYABLE)
     # On by default since the ablations (docs/results/ablations.md): without it a policy that already succeeds
     # draws all K candidates wherever it does. Runs saved before the rule existed were strict.
-    rise_at_max: bool = Field(default=True, json_schema_extra={"when_absent": False}, description=(
+    rise_at_max: bool = Field(default=True, json_schema_extra={"when_absent": False, **REPLAYABLE}, description=(
         "The ceiling rule: a candidate whose Q equals the top of the environment's reward_range also counts as "
         "rising, whatever the previous value (nothing can exceed it). Off: only q > prev + margin rises."))
     anchor: Literal["policy", "expert"] = Field(default="policy", description=(
         "Which states rising and fixed explore: 'policy' walks on from each step's chosen candidate; 'expert' "
-        "explores the expert trajectory's prefixes, the bar at each being Q(previous prefix, expert action)."))
-    pair_gap: float = Field(default=0.01, ge=0.0, description="Pair two candidates when their Qs differ by at least this.")
+        "explores the expert trajectory's prefixes, the bar at each being Q(previous prefix, expert action)."),
+        json_schema_extra=REPLAYABLE)
+    pair_gap: float = Field(default=0.01, ge=0.0, description="Pair two candidates when their Qs differ by at least this.",
+                            json_schema_extra=REPLAYABLE)
     prev0: Literal["value", "zero"] = Field(
-        default="value", description="What the first step must rise above: the start state's value, or zero.")
+        default="value", description="What the first step must rise above: the start state's value, or zero.",
+        json_schema_extra=REPLAYABLE)
     on_no_rise: Literal["continue", "stop"] = Field(
-        default="continue", description="When no candidate rises: continue from the best, or stop the task.")
-    tau: float = Field(default=0.0, ge=0.0, description="ipr/outcome: pair when the expert is better by more than tau.")
+        default="continue", description="When no candidate rises: continue from the best, or stop the task.",
+        json_schema_extra=REPLAYABLE)
+    tau: float = Field(default=0.0, ge=0.0, description="ipr/outcome: pair when the expert is better by more than tau.",
+                       json_schema_extra=REPLAYABLE)
     # Decisions stay the same: a candidate is only cut once its remaining rollouts cannot change them.
-    adaptive: bool = Field(default=False, description="Stop a candidate's rollouts once it cannot rise.")
+    adaptive: bool = Field(default=False, description="Stop a candidate's rollouts once it cannot rise.",
+                           json_schema_extra=REPLAYABLE)
     replay_from: Path | None = Field(default=None, description=(
         "Sample nothing: replay a finished fixed, expert-anchored exploration of the same model and tasks with at "
-        "least these K and the same N, under this strategy's settings (rro.explore.replay). Expert anchor, or ipr."))
-    tasks_per_batch: int = Field(default=8, ge=1, description="Tasks explored together (one resumable chunk).")
+        "least these K and the same N, under this strategy's settings (rro.explore.replay). Expert anchor, or ipr."),
+        json_schema_extra=REPLAYABLE)
+    tasks_per_batch: int = Field(default=8, ge=1, description="Tasks explored together (one resumable chunk).",
+                                 json_schema_extra=RESUMABLE)
     output: Path = Field(description="Output folder (pairs.jsonl, walks.jsonl, steps.jsonl, stats.json).",
                          json_schema_extra=OUTPUT)
 
@@ -312,11 +348,26 @@ class ExploreConfig(TaskSelection, PolicyConfig, WorkersConfig, ReportToConfig):
         return self
 
 
-def placement_fields(config: BaseModel) -> set[str]:
-    """Settings that say where a run happens (workers, a shared database server), not what it
-    produces: a finished or half-done run may be resumed with other values of them."""
+def _marked(config: BaseModel, mark: str) -> set[str]:
     return {name for name, field in type(config).model_fields.items()
-            if isinstance(field.json_schema_extra, dict) and field.json_schema_extra.get("placement")}
+            if isinstance(field.json_schema_extra, dict) and field.json_schema_extra.get(mark)}
+
+
+def run_identity(config: BaseModel, *, resumed: bool = False, replayed: bool = False) -> tuple[str, ...]:
+    """The settings that identify the run `config` describes, derived from its fields' marks (see
+    PLACEMENT above): every setting but where it runs (placement), other environments' own settings
+    (every installed environment adds its own to every command) and settings the config leaves
+    unused (`unused_settings`, e.g. the policy's when the expert plays). An output folder being
+    `resumed` is tied by fewer (not the resumable ones); a recording being `replayed` by fewer still
+    (not the replayable ones either)."""
+    ignored = _marked(config, "placement") | set(getattr(config, "unused_settings", set)())
+    if isinstance(config, _TaskSelection):
+        ignored |= set(ENV_OPTIONS) - set(config.env_options())
+    if resumed or replayed:
+        ignored |= _marked(config, "resumable")
+    if replayed:
+        ignored |= _marked(config, "replayable")
+    return tuple(name for name in type(config).model_fields if name not in ignored)
 
 
 def value_when_absent(field: FieldInfo) -> Any:
@@ -326,16 +377,34 @@ def value_when_absent(field: FieldInfo) -> Any:
     return extra["when_absent"] if "when_absent" in extra else field.get_default(call_default_factory=True)
 
 
-def guard_output_dir(config: BaseModel, out: Path, keys: tuple[str, ...]) -> None:
-    """Refuse to mix runs: `out` may only be reused (resumed) with the same values of `keys`."""
-    if isinstance(config, _TaskSelection):  # the environment's own settings identify a run as well
-        placement = placement_fields(config)
-        keys = tuple(k for k in dict.fromkeys((*keys, *config.env_options())) if k not in placement)
+def settings_digest(config: BaseModel, identity: dict[str, Any]) -> str:
+    """A short digest of the settings that identify an output folder, for every record line to
+    carry. Settings at the value a run that lacked them ran with are left out, so a setting that
+    rro gains later does not change the digest of the runs made before it."""
+    fields = type(config).model_fields
+    meaningful = {key: value for key, value in identity.items() if value != value_when_absent(fields[key])}
+    return hashlib.sha256(json.dumps(meaningful, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def guard_output_dir(config: BaseModel, out: Path, records: tuple[str, ...] = ()) -> str:
+    """Refuse to mix runs: `out` may only be reused (resumed) with the same values of the settings
+    that identify a resumed run (`run_identity`), as its `config.json` says and as every line of its
+    `records` files says (each line carries the digest of these settings: rro.jsonl), so that a
+    deleted or replaced config.json cannot let records of two settings meet. Both are checked
+    before `config` is saved there. Returns the digest that the lines written now must carry."""
+    keys = run_identity(config, resumed=True)
     saved_path = out / "config.json"
     dumped = config.model_dump(mode="json")  # paths as strings, as they are saved
     identity = {key: dumped[key] for key in keys}
-    if saved_path.exists():
-        saved = json.loads(saved_path.read_text())
+    had_config = saved_path.exists()
+    if had_config:
+        try:
+            saved = json.loads(saved_path.read_text(encoding="utf-8"))
+            if not isinstance(saved, dict):
+                raise ValueError("not a JSON object")
+        except ValueError as err:
+            raise ConfigError(f"{saved_path} is unreadable ({err}): delete it and rerun (the records in {out} "
+                              "carry their settings, so a rerun with other settings is still refused)") from None
         # A setting rro gained after the run was saved counts as what the run did without it.
         defaults = {k: value_when_absent(type(config).model_fields[k]) for k in keys}
         saved = {k: saved.get(k, defaults[k]) for k in keys}
@@ -343,10 +412,13 @@ def guard_output_dir(config: BaseModel, out: Path, keys: tuple[str, ...]) -> Non
         if changed:
             details = ", ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in changed.items())
             raise ConfigError(f"{out} holds a run with different settings ({details}); use another output folder")
+    digest = settings_digest(config, identity)
+    for name in records:  # every line readable and of these settings (lines from before digests: if config.json vouches)
+        for _line in numbered_records(out / name, settings=digest, unstamped=had_config):
+            pass
     out.mkdir(parents=True, exist_ok=True)
-    tmp = saved_path.with_suffix(".tmp")
-    tmp.write_text(config.model_dump_json(indent=2))
-    tmp.replace(saved_path)
+    write_json_atomic(saved_path, json.loads(config.model_dump_json()))
+    return digest
 
 
 class TrainConfig(ReportToConfig):

@@ -15,18 +15,14 @@ from functools import partial
 from pathlib import Path
 
 from rro.agent.trajectory import Episode, read_episodes
-from rro.jsonl import JsonlWriter, write_json_atomic
 from rro.config import EvalConfig, guard_output_dir
 from rro.envs.base import Task, spec
 from rro.folder_lock import hold_folder
+from rro.jsonl import JsonlWriter, write_json_atomic
 from rro.progress import StageProgress
 from rro.rollout import EpisodeRequest, SamplingConfig, run_episodes, run_expert_episode
 from rro.tracking import Tracker, evaluation_metrics
 from rro.workers import pending_chunks, run_chunks
-
-# Fields that change what an episode is; an output folder holds episodes of one setting only.
-_RUN_IDENTITY = ("env", "policy", "split", "scheme", "backend", "max_steps", "max_invalid_turns", "include_empty_dbs")
-_MODEL_IDENTITY = ("model", "temperature", "top_p", "max_new_tokens", "seed", "icl_shots")
 
 
 def _rate(values: Iterable[bool]) -> float:
@@ -95,7 +91,8 @@ def evaluate(config: EvalConfig, policy=None) -> dict:
 
 
 def _evaluate(config: EvalConfig, out: Path, policy) -> dict:
-    guard_output_dir(config, out, _RUN_IDENTITY + (_MODEL_IDENTITY if config.policy == "model" else ()))
+    # Every line of episodes.jsonl is checked (readable, of these settings) before anything is written.
+    settings = guard_output_dir(config, out, records=("episodes.jsonl",))
     tasks = config.tasks()
     episodes_path = out / "episodes.jsonl"
     finished = {e.task_id: e for e in read_episodes(episodes_path)}
@@ -113,7 +110,7 @@ def _evaluate(config: EvalConfig, out: Path, policy) -> dict:
     def figures() -> str:
         return f"avg reward {100 * statistics.fmean(rewards) if rewards else 0.0:.1f}  tokens {tokens[0]}"
 
-    with Tracker(config.report_to, out, config.model_dump(mode="json")) as tracker, JsonlWriter(episodes_path) as writer, \
+    with Tracker(config.report_to, out, config.model_dump(mode="json")) as tracker, JsonlWriter(episodes_path, settings) as writer, \
             StageProgress(f"eval {config.env}", len(tasks), "tasks", completed=len(tasks) - len(todo),
                           figures=figures()) as progress:
         def record(episode: Episode) -> None:

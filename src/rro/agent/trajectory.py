@@ -9,9 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
-from rro.jsonl import read_jsonl
+from rro.jsonl import RecordFileError, numbered_records
 
 Termination = Literal["submitted", "max_steps", "invalid", "running"]
 
@@ -49,4 +49,12 @@ class Episode(BaseModel):
 
 
 def read_episodes(path: Path) -> list[Episode]:
-    return [Episode.model_validate(record) for record in read_jsonl(path)]
+    episodes = []
+    for number, record in numbered_records(path):
+        try:
+            episodes.append(Episode.model_validate(record))
+        except ValidationError as err:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors()[:3])
+            raise RecordFileError(f"{path} line {number} is not an episode record ({problems}): restore the file "
+                                  "from a copy, or delete that line to redo its task, and rerun") from None
+    return episodes

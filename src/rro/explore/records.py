@@ -31,7 +31,7 @@ from typing_extensions import NotRequired, TypedDict
 from rro.config import ExploreConfig, value_when_absent
 from rro.envs.base import spec
 from rro.explore.rule import RiseRule
-from rro.jsonl import JsonlWriter, read_jsonl, write_jsonl_atomic
+from rro.jsonl import JsonlWriter, numbered_records, write_jsonl_atomic
 
 RECORD_VERSION = 2
 
@@ -145,7 +145,7 @@ def _read(folder: Path, name: str) -> Iterator[dict[str, Any]]:
     from newer ones."""
     path = Path(folder) / name
     rule = None
-    for number, line in enumerate(read_jsonl(path), 1):
+    for number, line in numbered_records(path):
         version = line.pop("version", 1)
         if not isinstance(version, int) or version > RECORD_VERSION:
             raise RecordError(f"{path}:{number} is a record of version {version!r}, written by a newer rro; "
@@ -202,10 +202,11 @@ def read_pairs(folder: Path) -> list[PairRecord]:
 
 class WalkLog:
     """Appends walk records to `folder/walks.jsonl` as tasks finish (rro.jsonl.JsonlWriter: a record
-    is a flushed line, a partial last line is cut off first)."""
+    is a flushed line, a partial last line is cut off first, and each line carries the folder's
+    `settings` digest: rro.config.guard_output_dir)."""
 
-    def __init__(self, folder: Path):
-        self._writer = JsonlWriter(Path(folder) / WALKS)
+    def __init__(self, folder: Path, settings: str | None = None):
+        self._writer = JsonlWriter(Path(folder) / WALKS, settings)
 
     def write(self, walk: WalkRecord) -> None:
         self._writer.write(_line(walk))
@@ -217,14 +218,15 @@ class WalkLog:
         self._writer.close()
 
 
-def write_walks(folder: Path, walks: Iterable[WalkRecord]) -> None:
-    """Replace `folder/walks.jsonl` at once (a replayed exploration writes every walk together)."""
-    write_jsonl_atomic(Path(folder) / WALKS, map(_line, walks))
+def write_walks(folder: Path, walks: Iterable[WalkRecord], settings: str | None = None) -> None:
+    """Replace `folder/walks.jsonl` at once (a replayed exploration writes every walk together);
+    `settings`: the folder's settings digest, carried by every line (rro.config.guard_output_dir)."""
+    write_jsonl_atomic(Path(folder) / WALKS, map(_line, walks), settings)
 
 
-def write_steps(folder: Path, steps: Iterable[StepRecord]) -> None:
-    write_jsonl_atomic(Path(folder) / STEPS, map(_line, steps))
+def write_steps(folder: Path, steps: Iterable[StepRecord], settings: str | None = None) -> None:
+    write_jsonl_atomic(Path(folder) / STEPS, map(_line, steps), settings)
 
 
-def write_pairs(folder: Path, pairs: Iterable[PairRecord]) -> None:
-    write_jsonl_atomic(Path(folder) / PAIRS, map(_line, pairs))
+def write_pairs(folder: Path, pairs: Iterable[PairRecord], settings: str | None = None) -> None:
+    write_jsonl_atomic(Path(folder) / PAIRS, map(_line, pairs), settings)

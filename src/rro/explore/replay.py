@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from rro.agent.prompts import agent_message
+from rro.config import ExploreConfig, run_identity
 from rro.envs.base import spec
 from rro.explore.records import read_steps, read_walks
 from rro.explore.rule import RiseRule, Tried, decide_step, prefers_expert
@@ -58,7 +59,7 @@ class ReplaySettings:
     max_candidates: int = 5
     rollouts: int = 3
     margin: float = 0.0
-    rise_at_max: bool = True  # as ExploreConfig
+    rise_at_max: bool = ExploreConfig.model_fields["rise_at_max"].default
     prev0: str = "value"
     on_no_rise: str = "continue"
     pair_gap: float = 0.01
@@ -208,11 +209,6 @@ def replayed_pairs(folder: Path, records: list[dict[str, Any]], settings: Replay
     return pairs
 
 
-# What a recording and the exploration replayed from it must share: the explored states, candidates
-# and rollouts depend on these (the tasks are compared by id).
-_SAME_AS_RECORDING = ("env", "split", "scheme", "backend", "model", "rollouts", "temperature", "top_p",
-                      "rollout_temperature", "max_steps", "max_invalid_turns", "max_new_tokens", "seed", "icl_shots",
-                      "include_empty_dbs")
 _COST_FIELDS = tuple(estimate_cost([]))  # what a run counts per estimate
 
 
@@ -230,9 +226,11 @@ def _check_replay_of(config, header: dict[str, Any], steps: list[dict[str, Any]]
     if config.on_no_rise != "continue" and config.strategy != "ipr":
         raise ReplayError("a replayed exploration continues where nothing rises (on_no_rise = 'continue'): "
                           "a stopped walk's record ends where the recording's goes on")
+    # What the recording and the replay must share (the settings the explored states, candidates and
+    # rollouts depend on): all that identify the run but the rule's; the tasks are compared by id below.
     wanted = config.model_dump(mode="json")
     differing = [f"{key}: {header.get(key)!r} (recording) vs {wanted[key]!r}"
-                 for key in _SAME_AS_RECORDING if header.get(key) != wanted[key]]
+                 for key in run_identity(config, replayed=True) if header.get(key) != wanted[key]]
     if differing:
         raise ReplayError(f"the recording {config.replay_from} explored with other settings: {'; '.join(differing)} "
                           "(a replay keeps N: costs are counted per rollout)")

@@ -24,7 +24,7 @@ from typing import Any
 from rro.config import ConfigError, ExploreConfig, guard_output_dir
 from rro.envs.base import Task, spec
 from rro.explore.baselines import ipr_tasks, outcome_tasks
-from rro.explore.records import WalkLog, WalkRecord, read_walks, write_pairs, write_steps, write_walks
+from rro.explore.records import WALKS, WalkLog, WalkRecord, read_walks, write_pairs, write_steps, write_walks
 from rro.explore.replay import ReplayError, replay_exploration
 from rro.explore.walk import walk_tasks
 from rro.folder_lock import hold_folder
@@ -34,12 +34,6 @@ from rro.rollout import SamplingConfig
 from rro.tracking import Tracker, exploration_metrics
 from rro.values import MonteCarloValues
 from rro.workers import pending_chunks, run_chunks
-
-# Settings that change what exploration produces; an output folder holds one setting only.
-_IDENTITY = ("env", "split", "scheme", "backend", "model", "strategy", "rollouts", "max_candidates", "temperature",
-             "rollout_temperature", "margin", "rise_at_max", "anchor", "pair_gap", "prev0", "on_no_rise", "tau", "max_steps",
-             "max_invalid_turns", "max_new_tokens", "seed", "icl_shots", "include_empty_dbs", "adaptive", "replay_from")
-
 
 def _walk_record(walk, strategy: str) -> WalkRecord:
     return WalkRecord(
@@ -102,9 +96,9 @@ def summarize_steps(records: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def _write_outputs(out: Path, records: list[dict[str, Any]], header: dict[str, Any]) -> dict[str, Any]:
-    write_pairs(out, [pair for record in records for pair in record["pairs"]])
-    write_steps(out, [step for record in records for step in record["steps"]])
+def _write_outputs(out: Path, records: list[dict[str, Any]], header: dict[str, Any], settings: str) -> dict[str, Any]:
+    write_pairs(out, [pair for record in records for pair in record["pairs"]], settings)
+    write_steps(out, [step for record in records for step in record["steps"]], settings)
     stats = {**header, **summarize_steps(records)}
     write_json_atomic(out / "stats.json", stats)
     return stats
@@ -150,7 +144,8 @@ def explore(config: ExploreConfig, policy=None) -> dict[str, Any]:
 
 
 def _explore(config: ExploreConfig, out: Path, policy) -> dict[str, Any]:
-    guard_output_dir(config, out, _IDENTITY)
+    # Every line of walks.jsonl is checked (readable, of these settings) before anything is written.
+    settings = guard_output_dir(config, out, records=(WALKS,))
     walked = config.strategy in ("rising", "fixed")  # the strategies that anchor and rise_at_max apply to
     header = {"strategy": config.strategy, "model": config.model, "env": config.env, "split": config.split,
               "anchor": config.anchor if walked else None, "rise_at_max": config.rise_at_max if walked else None}
@@ -159,8 +154,8 @@ def _explore(config: ExploreConfig, out: Path, policy) -> dict[str, Any]:
             records = replay_exploration(config)
         except ReplayError as err:
             raise ConfigError(str(err)) from None
-        write_walks(out, records)
-        stats = _write_outputs(out, records, {**header, "replayed_from": str(config.replay_from)})
+        write_walks(out, records, settings)
+        stats = _write_outputs(out, records, {**header, "replayed_from": str(config.replay_from)}, settings)
         with Tracker(config.report_to, out, config.model_dump(mode="json")) as tracker:  # all at once
             tracker.log(exploration_metrics(stats, records), step=len(records))
             tracker.histogram("explore/candidates_per_step_distribution",
@@ -174,7 +169,7 @@ def _explore(config: ExploreConfig, out: Path, policy) -> dict[str, Any]:
         return (f"cand/step {stats['candidates_per_step']['mean']:.2f}  rollouts {stats['rollouts']}  "
                 f"pairs {stats['pairs']}")
 
-    with Tracker(config.report_to, out, config.model_dump(mode="json")) as tracker, WalkLog(out) as writer, \
+    with Tracker(config.report_to, out, config.model_dump(mode="json")) as tracker, WalkLog(out, settings) as writer, \
             StageProgress(f"explore {config.strategy}", len(tasks), "tasks", completed=len(done),
                           figures=figures(summarize_steps(list(done.values())))) as progress:
         def show():
@@ -192,4 +187,4 @@ def _explore(config: ExploreConfig, out: Path, policy) -> dict[str, Any]:
         # The distribution, not only the mean: how many candidates each step drew.
         tracker.histogram("explore/candidates_per_step_distribution",
                           [step["candidates"] for record in done.values() for step in record["steps"]], step=len(done))
-    return _write_outputs(out, [done[t.id] for t in tasks], header)
+    return _write_outputs(out, [done[t.id] for t in tasks], header, settings)

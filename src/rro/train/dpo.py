@@ -19,7 +19,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from rro.jsonl import read_jsonl
+from rro.jsonl import numbered_records
 from rro.config import DpoConfig
 from rro.folder_lock import hold_folder
 from rro.train.common import (
@@ -44,7 +44,7 @@ def load_pairs(config: DpoConfig) -> list[dict]:
     for path in config.pairs:
         if not path.exists():
             raise FileNotFoundError(f"pairs file {path} does not exist (make it with `rro explore`)")
-        for number, record in enumerate(read_jsonl(path), 1):
+        for number, record in numbered_records(path):
             if not all(isinstance(record.get(key), list) and record[key] for key in ("prompt", "chosen", "rejected")):
                 raise ValueError(f"{path}:{number}: a pair needs non-empty `prompt`, `chosen` and `rejected` message lists")
             pairs.append({key: record[key] for key in ("prompt", "chosen", "rejected")})

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from rro.jsonl import read_jsonl
+from rro.jsonl import numbered_records
 from rro.config import SftConfig
 from rro.folder_lock import hold_folder
 from rro.train.common import (
@@ -38,7 +38,7 @@ def load_conversations(config: SftConfig) -> list[list[dict]]:
     for path in config.data:
         if not path.exists():
             raise FileNotFoundError(f"training data {path} does not exist (make it with `rro data experts`)")
-        for number, record in enumerate(read_jsonl(path), 1):
+        for number, record in numbered_records(path):
             messages = record.get("messages")
             if not messages or not any(m.get("role") == "assistant" for m in messages):
                 raise ValueError(f"{path}:{number}: a record needs a `messages` list with an assistant turn")

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import re
 from functools import partial
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from rro.envs.base import EnvSpec, Example, ParsedAction
 
@@ -44,6 +47,19 @@ EXAMPLE = Example(
     ),
 )
 
+class WebShopOptions(BaseModel):
+    """WebShop's settings: which goals are the tasks."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    goals: Literal["synthetic", "human"] | None = Field(
+        default=None,
+        description="Goal source: synthetic (from the attribute file's instructions, one goal per option "
+                    "combination) or human (WebShop's human instructions). Default: upstream's for the "
+                    "catalogue, synthetic on webshop, human on webshop-full.",
+        json_schema_extra={"run_wide": True})  # train and test goals must come from one source
+
+
 _ACTION = re.compile(r"(search|click)\[(.*)\]", re.I)  # to the last ] of the line
 
 
@@ -64,10 +80,10 @@ def make(name: str):
     return WebShopEnv(name)
 
 
-def load_tasks(name: str, split: str = "test"):
+def load_tasks(name: str, split: str = "test", goals: str | None = None):
     from rro.envs.webshop.catalog import task_loader
 
-    return task_loader(name)(split)
+    return task_loader(name)(split, goals)
 
 
 def expert(task):
@@ -94,6 +110,8 @@ SPECS = [
         parse_action=parse_action,
         example=EXAMPLE,
         reward_range=(0.0, 1.0),
+        options=WebShopOptions,
+        task_options=("goals",),
         splits=SPLITS,
         data_files=partial(data_files, name),
         description=("WebShop, shopping by search and clicks, "
