@@ -58,6 +58,8 @@ def main() -> None:
     parser.add_argument("--replay", action="store_true", help="replay the expert anchor's points from one recording per checkpoint")
     parser.add_argument("--policy-backend", choices=["hf", "vllm"], default="hf")
     parser.add_argument("--dtype", default="auto")
+    parser.add_argument("--max-model-len", type=int, default=None,
+                        help="vllm: the longest prompt + completion (a 32k-context model reserves KV cache for it)")
     parser.add_argument("-o", "--output", type=Path, default=Path("runs/competence"))
     args = parser.parse_args()
     quiet_libraries()  # rro's own output only, as the CLI shows it
@@ -75,7 +77,7 @@ def main() -> None:
                                    strategy=strategy, anchor="expert" if anchor == "recording" else anchor,
                                    rise_at_max=args.rise_at_max, prev0="value", rollouts=args.rollouts,
                                    max_candidates=args.k, max_steps=args.max_steps, max_new_tokens=args.max_new_tokens,
-                                   dtype=args.dtype, policy_backend=args.policy_backend,
+                                   dtype=args.dtype, policy_backend=args.policy_backend, max_model_len=args.max_model_len,
                                    tasks_per_batch=args.tasks_per_batch, output=folder)
             # A recording with a larger K and N (e.g. the ablation's, copied here) replays as well.
             if not (anchor == "recording" and reusable_recording(folder, config)):
