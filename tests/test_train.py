@@ -112,6 +112,15 @@ def test_sft_saves_an_ordinary_checkpoint_and_a_rerun_is_a_no_op(tmp_path, exper
     assert (out / TRAIN_RECORD).stat().st_mtime_ns == stamp
     with pytest.raises(ConfigError, match="other settings"):
         sft(config.model_copy(update={"learning_rate": 3e-4}))
+    # A model trained before rro gained a setting is still this training (the setting at its default),
+    # and where it ran (placement, e.g. report_to) does not make it another one.
+    saved = json.loads((out / TRAIN_RECORD).read_text())
+    del saved["config"]["warmup_steps"]
+    (out / TRAIN_RECORD).write_text(json.dumps(saved))
+    assert sft(config)["kind"] == "sft"
+    assert sft(config.model_copy(update={"report_to": "tensorboard"}))["kind"] == "sft"
+    with pytest.raises(ConfigError, match="other settings"):
+        sft(config.model_copy(update={"warmup_steps": 0.5}))
 
 
 def test_interrupted_sft_resumes_from_its_last_checkpoint(tmp_path, experts_file, monkeypatch):

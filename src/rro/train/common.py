@@ -16,7 +16,7 @@ from typing import Any
 
 from rro import terminal
 from rro.jsonl import write_json_atomic
-from rro.config import ConfigError, TrainConfig, guard_output_dir
+from rro.config import ConfigError, TrainConfig, guard_output_dir, run_identity, value_when_absent
 from rro.policy.models import resolve_model
 
 TRAIN_RECORD = "rro-train.json"  # written into every trained checkpoint; its presence means "rro-trained"
@@ -46,7 +46,11 @@ def finished_training(config: TrainConfig) -> dict | None:
     if not record_path.exists():
         return None
     record = json.loads(record_path.read_text())
-    if record.get("config") != config.model_dump(mode="json"):
+    saved, wanted = record.get("config", {}), config.model_dump(mode="json")
+    # The settings that identify a training, as for every command (run_identity); one that rro gained
+    # after this model was trained counts as what the training did without it (value_when_absent).
+    fields = type(config).model_fields
+    if any(saved.get(key, value_when_absent(fields[key])) != wanted[key] for key in run_identity(config)):
         raise ConfigError(f"{config.output} holds a model trained with other settings; use another output folder")
     return record
 
