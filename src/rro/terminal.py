@@ -95,6 +95,8 @@ def show_library_logs() -> None:
 
 def configure(verbose: bool) -> None:
     """Set the terminal up once per command, before any library is imported."""
+    global _verbose
+    _verbose = False  # a command run earlier in this process (e.g. in tests) may have asked for it
     if verbose:
         show_library_logs()
     else:
