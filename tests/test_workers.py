@@ -78,10 +78,20 @@ def same_outputs(out: Path, reference: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def intercode_reference(tmp_path_factory, tiny_policy) -> Path:
+def fresh_policy():
+    """The model as a worker loads it, from its checkpoint: the session's shared policy object has
+    served many other tests' calls by now, and a worker's draws are compared to this one's token for
+    token."""
+    from rro.policy.hf import HFPolicy
+
+    return HFPolicy("tiny-random", dtype="float32")
+
+
+@pytest.fixture(scope="module")
+def intercode_reference(tmp_path_factory, fresh_policy) -> Path:
     """One uninterrupted exploration in this process, with one worker."""
     out = tmp_path_factory.mktemp("intercode") / "reference"
-    explore(ExploreConfig(**INTERCODE, output=out), policy=tiny_policy)
+    explore(ExploreConfig(**INTERCODE, output=out), policy=fresh_policy)
     records = walks(out)
     # The model's draws really vary: distinct candidates, and rollouts of different lengths.
     turns = [turn for record in records.values() for turn in record["turns"]]
@@ -90,7 +100,7 @@ def intercode_reference(tmp_path_factory, tiny_policy) -> Path:
     return out
 
 
-def test_a_killed_and_resumed_explore_equals_an_uninterrupted_one(tmp_path, intercode_reference, tiny_policy,
+def test_a_killed_and_resumed_explore_equals_an_uninterrupted_one(tmp_path, intercode_reference, fresh_policy,
                                                                   monkeypatch):
     import rro.explore.run as explore_run
 
@@ -105,10 +115,10 @@ def test_a_killed_and_resumed_explore_equals_an_uninterrupted_one(tmp_path, inte
     monkeypatch.setattr(explore_run, "walk_tasks", killed_in_the_second_chunk)
     config = ExploreConfig(**INTERCODE, output=tmp_path / "cut")
     with pytest.raises(KeyboardInterrupt):
-        explore(config, policy=tiny_policy)
+        explore(config, policy=fresh_policy)
     assert len(walks(tmp_path / "cut")) == 2
     monkeypatch.setattr(explore_run, "walk_tasks", real_walk)
-    explore(config, policy=tiny_policy)  # a fresh value estimator: nothing carries over but the files
+    explore(config, policy=fresh_policy)  # a fresh value estimator: nothing carries over but the files
     same_outputs(tmp_path / "cut", intercode_reference)
 
 
@@ -129,9 +139,9 @@ def toy_tasks():
 
 
 @pytest.fixture(scope="module")
-def toy_reference(tmp_path_factory, toy_tasks, tiny_policy) -> Path:
+def toy_reference(tmp_path_factory, toy_tasks, fresh_policy) -> Path:
     out = tmp_path_factory.mktemp("toy") / "reference"
-    explore(ExploreConfig(**TOY, output=out), policy=tiny_policy)
+    explore(ExploreConfig(**TOY, output=out), policy=fresh_policy)
     return out
 
 
@@ -233,10 +243,10 @@ def ray_cluster(tmp_path):
         shutil.rmtree(session, ignore_errors=True)
 
 
-def test_eval_on_two_workers_of_a_started_cluster(tmp_path, ray_cluster, tiny_policy):
+def test_eval_on_two_workers_of_a_started_cluster(tmp_path, ray_cluster, fresh_policy):
     settings = dict(model="tiny-random", dtype="float32", limit=4, max_steps=2, max_new_tokens=8, temperature=1.0,
                     tasks_per_batch=2)
-    reference = evaluate(EvalConfig(**settings, output=tmp_path / "reference"), policy=tiny_policy)
+    reference = evaluate(EvalConfig(**settings, output=tmp_path / "reference"), policy=fresh_policy)
     config = _write_toml(tmp_path / "eval.toml", {**settings, "workers": 2, "ray_address": ray_cluster,
                                                    "output": tmp_path / "cluster"})
     result = subprocess.run([*RRO, "eval", "-c", str(config)], capture_output=True, text=True, timeout=900,
