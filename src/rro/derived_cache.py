@@ -20,7 +20,6 @@ leaves no half-made cache.
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import os
 import shutil
@@ -29,15 +28,9 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from rro.fetch import sha256_of
+
 MANIFEST = "rro-manifest.json"
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _files(folder: Path) -> list[Path]:
@@ -50,7 +43,7 @@ def _signature(folder: Path) -> tuple:
 
 def write_manifest(folder: Path) -> None:
     """Record the checksum of every file in `folder` (call it last, once the files are complete)."""
-    sums = {str(p.relative_to(folder)): _sha256(p) for p in _files(folder)}
+    sums = {str(p.relative_to(folder)): sha256_of(p) for p in _files(folder)}
     (folder / MANIFEST).write_text(json.dumps({"sha256": sums}, indent=1, sort_keys=True) + "\n")
 
 
@@ -68,7 +61,7 @@ def damage(folder: Path) -> str | None:
     for name in sorted(recorded):
         if name not in present:
             return f"{name} is missing"
-        if _sha256(present[name]) != recorded[name]:
+        if sha256_of(present[name]) != recorded[name]:
             return f"{name} does not match its checksum"
     extra = sorted(set(present) - set(recorded))
     if extra:
