@@ -80,9 +80,75 @@ def test_eval_with_the_expert_play_and_splits(tmp_path):
                                                     input="right\nright\ndig\n").output
     assert rro("play", "treasure-hunt", "--task", "9-9").exit_code == 1
 
-    result = rro("data", "splits", "treasure-hunt")
-    assert result.exit_code == 0 and "30" in result.output  # all: 6 x 5 pairs
     assert "has no data files" in rro("data", "fetch", "treasure-hunt").output
+
+
+def test_the_plug_in_adds_its_own_split_rows_and_commands():
+    # `rro data splits` prints the table the plug-in declares: 6 x 5 (start, treasure) pairs, one in
+    # four a test task; walks of 1..5 cells, 70 cells in all over the 30 pairs.
+    result = rro("data", "splits", "treasure-hunt")
+    assert result.exit_code == 0, result.output
+    assert "mean walk to the treasure" in result.output and "longest walk" in result.output  # its columns
+    rows = [line.split("│")[1:-1] for line in result.output.splitlines() if line.count("│") == 5]
+    assert [[cell.strip() for cell in row] for row in rows] == [
+        ["train", "22", f"{sum(abs(int(a) - int(b)) for a, b in _train_pairs()) / 22:.2f}", "5"],
+        ["test", "8", f"{sum(abs(int(a) - int(b)) for a, b in _test_pairs()) / 8:.2f}", "5"],
+        ["all", "30", "2.33", "5"]]
+    # ... and its own command group, mounted as `rro treasure-hunt`
+    result = rro("treasure-hunt", "map", "2-5")
+    assert result.exit_code == 0 and result.output.strip() == "..S..T", result.output
+    assert rro("treasure-hunt", "map", "1-3", "--width", "4").output.strip() == ".S.T"
+    assert rro("treasure-hunt", "map", "9-9").exit_code != 0
+    assert "treasure-hunt" in rro("--help").output
+
+
+def _test_pairs():
+    return [(s, t) for n, (s, t) in enumerate((s, t) for s in range(6) for t in range(6) if s != t) if n % 4 == 0]
+
+
+def _train_pairs():
+    return [(s, t) for n, (s, t) in enumerate((s, t) for s in range(6) for t in range(6) if s != t) if n % 4]
+
+
+def test_a_command_group_that_clashes_is_left_out_and_reported(monkeypatch):
+    import typer
+
+    from rro.cli import add_environment_commands
+
+    def group(name):
+        sub = typer.Typer()
+
+        @sub.command()
+        def hello() -> None:
+            print(f"hello from {name}")
+        return sub
+
+    def broken_group():
+        raise RuntimeError("cannot build")
+
+    clashing = base.EnvSpec(
+        name="clashing-env", make=lambda: None, load_tasks=lambda split="test": [], expert=lambda task: iter(()),
+        terminal_actions=frozenset(), instruction="Do it.",
+        commands={"run": lambda: group("run"), "clashing": lambda: group("clashing"), "broken": broken_group})
+    monkeypatch.setattr(base, "_REGISTRY", base._Registry())
+    base.register(clashing)
+    base._REGISTRY.loaded = True  # only this environment
+    cli = typer.Typer()
+
+    @cli.command("run")
+    def run() -> None:
+        print("core run")
+
+    add_environment_commands(cli)
+    runner = CliRunner()
+    assert runner.invoke(cli, ["run"]).output.strip() == "core run"  # the core command stays
+    assert runner.invoke(cli, ["clashing", "hello"]).output.strip() == "hello from clashing"
+    assert base.broken() == {"clashing-env: command group 'run'": "`rro run` is already a command",
+                             "clashing-env: command group 'broken'": "RuntimeError: cannot build"}
+    with pytest.raises(ValueError, match="command group names"):
+        base.register(base.EnvSpec(name="bad-group", make=lambda: None, load_tasks=lambda split="test": [],
+                                   expert=lambda task: iter(()), terminal_actions=frozenset(),
+                                   instruction="Do it.", commands={"Bad Name": broken_group}))
 
 
 def test_explore_with_the_tiny_model(tmp_path, tiny_policy):

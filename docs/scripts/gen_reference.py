@@ -49,12 +49,17 @@ def parameter_row(parameter) -> str:
 
 def cli_reference() -> str:
     root = typer.main.get_command(cli.app)  # typer carries its own copy of click: no `click` imports here
+    owners = {group: env_spec for env_spec in envs.specs() for group in env_spec.commands}
     lines = []
     for path, command in commands(root, []):
         name = " ".join(["rro", *path])
         with command.context_class(command, info_name=name) as context:
             usage = " ".join(command.collect_usage_pieces(context))
         lines += [f"## `{name}`", "", f"```\n{name} {usage}\n```", "", (command.help or "").strip(), ""]
+        if path[0] in owners:
+            owner = owners[path[0]]
+            lines += [f"A command of the `{owner.name}` environment ({cell(envs.origin(owner.name))}; "
+                      "`EnvSpec.commands`).", ""]
         parameters = [p for p in command.params if not p.hidden and p.name != "help"]
         if parameters:
             lines += ["| option | meaning |", "|---|---|", *(parameter_row(p) for p in parameters), ""]

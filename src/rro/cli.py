@@ -36,10 +36,8 @@ from rro.fetch import DataError
 app = PlainErrorsTyper(help="Train LLM agents with Reward Rising Optimization.", no_args_is_help=True,
                        pretty_exceptions_show_locals=False)
 data_app = PlainErrorsTyper(help="Fetch datasets and build expert trajectories.", no_args_is_help=True)
-db_app = PlainErrorsTyper(help="The private MariaDB server for InterCode-SQL's faithful backend.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 model_app = PlainErrorsTyper(help="Named models: fetch and convert them once.", no_args_is_help=True)
-app.add_typer(db_app, name="db")
 app.add_typer(model_app, name="model")
 pairs_app = PlainErrorsTyper(help="Preference pairs: publish them as a Hugging Face dataset.", no_args_is_help=True)
 app.add_typer(pairs_app, name="pairs")
@@ -88,13 +86,6 @@ def main(
 _fail = fail  # one plain line, exit status 1
 
 
-def _intercode_dump():
-    from rro.envs.intercode_sql.dataset import DUMP_FILE
-    from rro.fetch import require_cached
-
-    return require_cached(DUMP_FILE)
-
-
 @app.command("envs")
 def envs_command() -> None:
     """The installed environments (built-in and from other packages' `rro.envs` entry points), with
@@ -138,46 +129,24 @@ def data_fetch(
 
 @data_app.command("splits")
 def data_splits(env: str = typer.Argument(TaskSelection.model_fields["env"].default, help="The environment.")) -> None:
-    """Print the task counts of every split (InterCode-SQL: of every split scheme, with leaks)."""
-    from rro.envs.intercode_sql.dataset import SPLIT_SCHEMES, load_tasks, normalize_sql
-
-    if env in ("webshop", "webshop-full"):
-        from rro.envs.webshop.catalog import SPLITS, task_loader
-
-        table = Table("split", "goals", "products")
-        try:
-            for split in SPLITS:
-                tasks = task_loader(env)(split)
-                table.add_row(split, str(len(tasks)), str(len({t.fields["asin"] for t in tasks})))
-        except (DataError, ValueError) as err:
-            _fail(str(err))
-        Console(markup=False).print(table)
-        return
-    if env != "intercode-sql":
-        _plain_splits(env)
-        return
-    table = Table("scheme", "train", "test", "test golds also in train", "test databases")
-    try:
-        for scheme in SPLIT_SCHEMES:
-            train, test = load_tasks("train", scheme), load_tasks("test", scheme)
-            train_golds = {normalize_sql(t.fields["gold"]) for t in train}
-            leaks = sum(normalize_sql(t.fields["gold"]) in train_golds for t in test)
-            table.add_row(scheme, str(len(train)), str(len(test)), str(leaks), str(len({t.fields["db"] for t in test})))
-    except DataError as err:
-        _fail(str(err))
-    Console(markup=False).print(table)
-
-
-def _plain_splits(env: str) -> None:
+    """Print the environment's splits: their task counts, or the table the environment declares
+    (InterCode-SQL: every split scheme, with leaks; WebShop: goals and products per goal source)."""
     from rro.envs import spec
 
     try:
         env_spec = spec(env)
-        table = Table("split", "tasks")
-        for split in env_spec.splits:
-            table.add_row(split, str(len(env_spec.load_tasks(split=split))))
-    except (KeyError, DataError, ValueError) as err:
-        _fail(str(err.args[0] if isinstance(err, KeyError) else err))
+        if env_spec.split_table is None:
+            columns, rows = ["split", "tasks"], [[split, str(len(env_spec.load_tasks(split=split)))]
+                                                 for split in env_spec.splits]
+        else:
+            columns, rows = env_spec.split_table()
+    except KeyError as err:  # no such environment; the message lists them
+        _fail(err.args[0])
+    except (DataError, ValueError) as err:
+        _fail(str(err))
+    table = Table(*columns)
+    for row in rows:
+        table.add_row(*row)
     Console(markup=False).print(table)
 
 
@@ -190,40 +159,6 @@ def data_experts(cfg: ExpertsConfig) -> None:
     console.print(f"kept {report['kept']} of {report['tasks']} trajectories (reward >= {cfg.min_reward}) -> {cfg.output}",
                   markup=False)
     console.print(f"rewards: {report['reward_counts']} (mean {report['mean_reward']:.3f})", markup=False)
-
-
-@db_app.command("up")
-def db_up(
-    port: Annotated[int | None, typer.Option(help="Also listen on this TCP port, for workers on other machines "
-                                                  "(a shared server; default: Unix socket only).")] = None,
-    bind_address: Annotated[str, typer.Option(help="Where the port listens: 127.0.0.1 (this machine) or "
-                                                   "0.0.0.0 (every interface).")] = "127.0.0.1",
-) -> None:
-    """Start the MariaDB server (initialise it and load the dump on first use)."""
-    from rro.envs.intercode_sql import mariadb_backend
-
-    paths = mariadb_backend.up(_intercode_dump(), port=port, bind_address=bind_address)
-    where = f"{paths.socket}" if port is None else f"{paths.socket} and {bind_address}:{port}"
-    console.print(f"[green]MariaDB is up[/green] on {escape(where)}")
-
-
-@db_app.command("down")
-def db_down() -> None:
-    """Stop the private MariaDB server."""
-    from rro.envs.intercode_sql import mariadb_backend
-
-    console.print("stopped" if mariadb_backend.down() else "not running")
-
-
-@db_app.command("status")
-def db_status() -> None:
-    """Show whether the private MariaDB server runs, and where."""
-    from rro.envs.intercode_sql import mariadb_backend
-
-    info = mariadb_backend.status()
-    print(json.dumps(info, indent=2))
-    if not info["running"]:
-        raise typer.Exit(code=3)
 
 
 @config_command(app, "play", PlayConfig, arguments=("env",), only=("task", "split", *ENV_OPTIONS), on_error=_fail)
@@ -392,6 +327,29 @@ def model_fetch(
     path = fetch_model(name, source)
     console.print(f"[green]ok[/green] {escape(name)} -> {escape(str(path))}")
 
+
+def add_environment_commands(cli: typer.Typer) -> None:
+    """Mount every environment's own command groups (EnvSpec.commands) on `cli`. A group whose name
+    is taken, or whose app cannot be built, is left out and listed by `rro envs` as not loaded."""
+    from rro.envs import base
+
+    taken = {info.name or info.callback.__name__.replace("_", "-") for info in cli.registered_commands}
+    taken |= {info.name for info in cli.registered_groups}
+    for env_spec in base.specs():
+        for group, build in env_spec.commands.items():
+            where = f"{env_spec.name}: command group {group!r}"
+            if group in taken:
+                base.note_broken(where, f"`rro {group}` is already a command")
+                continue
+            try:
+                cli.add_typer(build(), name=group)
+            except Exception as err:  # a broken plug-in must not take the command line down
+                base.note_broken(where, f"{type(err).__name__}: {err}")
+                continue
+            taken.add(group)
+
+
+add_environment_commands(app)
 
 if __name__ == "__main__":
     app()

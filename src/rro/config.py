@@ -102,8 +102,8 @@ def _refuse_other_environments_settings(config: BaseModel) -> None:
 
 
 class _TaskSelection(StrictModel):
-    env: str = Field(default="intercode-sql", description="The environment (`rro envs` lists them).")
-    split: Literal["train", "dev", "test", "all"] = Field(
+    env: str = Field(default=envs.DEFAULT, description="The environment (`rro envs` lists them).")
+    split: str = Field(
         default="test", description="Which tasks: train, test, all, or another of the environment's splits (`rro envs`).")
     limit: int | None = Field(default=None, ge=1, description="Only the first N tasks of the split.",
                               json_schema_extra=RESUMABLE)
@@ -251,7 +251,7 @@ class EvalConfig(TaskSelection, PolicyConfig, WorkersConfig, ReportToConfig):
 
 
 class ExpertsConfig(TaskSelection):
-    split: Literal["train", "dev", "test", "all"] = Field(
+    split: str = Field(
         default="train", description="Which tasks: train, test, all, or another of the environment's splits (`rro envs`).")
     # WebShop's oracle scores below 1.0 when search misses the goal product; lower it there to train
     # on near misses as well.
@@ -291,7 +291,7 @@ def load_config(cls: type[Config], path: Path | None = None, **overrides: Any) -
 class ExploreConfig(TaskSelection, PolicyConfig, WorkersConfig, ReportToConfig):
     """`rro explore`: collect preference pairs with one strategy. Defaults follow docs/design.md ("The rule")."""
 
-    split: Literal["train", "dev", "test", "all"] = Field(
+    split: str = Field(
         default="train", description="Which tasks: train, test, all, or another of the environment's splits (`rro envs`).")
     strategy: Literal["rising", "fixed", "ipr", "outcome"] = Field(
         default="rising", description="rising (RRO), fixed (K candidates every step), ipr or outcome.",
@@ -486,7 +486,7 @@ class _PipelineConfig(StrictModel):
 
     output: Path = Field(description="The run directory.", json_schema_extra=OUTPUT)
     model: str = Field(default="smollm2-135m", description="Where SFT starts.")
-    env: str = Field(default="intercode-sql", description="The environment (`rro envs` lists them).")
+    env: str = Field(default=envs.DEFAULT, description="The environment (`rro envs` lists them).")
     strategies: list[Literal["rising", "fixed", "ipr", "outcome"]] = Field(
         default_factory=lambda: ["rising"], min_length=1, description="The exploration strategies compared.")
     iterations: int = Field(default=1, ge=1, description="explore -> dpo -> eval again from the newest model, as IPR.")
@@ -527,7 +527,7 @@ PipelineConfig = create_model(
 class PlayConfig(TaskSelection):
     """`rro play`: one task by hand."""
 
-    split: Literal["train", "dev", "test", "all"] = Field(default="all", description="The split the task is in.")
+    split: str = Field(default="all", description="The split the task is in.")
     task: str = Field(description="The task's id, as in episodes.jsonl (InterCode's record index, WebShop's goal index).")
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import importlib.metadata
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, Generator, NamedTuple, Protocol, Sequence
+from typing import Any, Callable, Generator, Mapping, NamedTuple, Protocol, Sequence
 
 from pydantic import BaseModel, ConfigDict
 
@@ -26,6 +26,7 @@ BUILTIN = {
     "intercode-sql": "rro.envs.intercode_sql.spec:SPEC",
     "webshop": "rro.envs.webshop.spec:SPECS",
 }
+DEFAULT = "intercode-sql"  # the environment a command runs when none is named
 
 
 @dataclass(frozen=True)
@@ -115,6 +116,13 @@ class EnvSpec:
     options: type[BaseModel] = NoOptions
     task_options: tuple[str, ...] = ()
     splits: tuple[str, ...] = ("train", "test", "all")  # the splits load_tasks accepts
+    # `rro data splits NAME`: (column names, rows of cell texts) describing the splits. None: one row
+    # per split with its task count. May raise rro.fetch.DataError (data not fetched) or ValueError.
+    split_table: Callable[[], tuple[Sequence[str], Sequence[Sequence[str]]]] | None = None
+    # Commands of the environment's own, as command groups of `rro`: group name -> a function that
+    # returns the group's typer.Typer app (called when the command line is built, so keep its
+    # imports light). InterCode-SQL's `rro db up|down|status` are declared here.
+    commands: Mapping[str, Callable[[], Any]] = field(default_factory=dict)
     # The files `rro data fetch` downloads and verifies (rro.fetch.RemoteFile records), if any.
     data_files: Callable[[], Sequence[Any]] = tuple
     description: str = ""  # one line for `rro envs`
@@ -160,6 +168,9 @@ def _problems(env_spec: EnvSpec) -> list[str]:
     unknown = set(env_spec.task_options) - set(env_spec.options.model_fields)
     if unknown:
         problems.append(f"task_options {sorted(unknown)} are not fields of its options model")
+    bad_groups = [group for group in env_spec.commands if not _NAME.match(group)]
+    if bad_groups:
+        problems.append(f"command group names {bad_groups} are not lower-case letters, digits, '.', '_' and '-'")
     low, high = env_spec.reward_range
     if not low < high:
         problems.append(f"reward_range {env_spec.reward_range} is empty")
@@ -188,6 +199,12 @@ def _load_all() -> None:
                 register(env_spec, origin)
         except Exception as err:  # a broken plug-in must not take the other environments down
             _REGISTRY.broken[f"{point.name} = {point.value}"] = f"{type(err).__name__}: {err}"
+
+
+def note_broken(where: str, reason: str) -> None:
+    """Record a part of a plug-in that could not be used (`rro envs` lists it under "not loaded")."""
+    _load_all()
+    _REGISTRY.broken[where] = reason
 
 
 def disable(name: str, reason: str) -> None:

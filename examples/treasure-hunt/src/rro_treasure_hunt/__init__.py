@@ -90,6 +90,35 @@ def expert(task: Task):
     yield "Thought: I am on the treasure's cell.\nAction: dig"
 
 
+def split_table() -> tuple[list[str], list[list[str]]]:
+    """`rro data splits treasure-hunt`: each split's tasks and how far the expert walks in them."""
+    rows = []
+    for split in ("train", "test", "all"):
+        walks = [abs(task.fields["start"] - task.fields["treasure"]) for task in load_tasks(split)]
+        rows.append([split, str(len(walks)), f"{sum(walks) / len(walks):.2f}", str(max(walks))])
+    return ["split", "tasks", "mean walk to the treasure", "longest walk"], rows
+
+
+def commands():
+    """`rro treasure-hunt map TASK`: the game's own command, mounted on rro's command line."""
+    import typer
+
+    app = typer.Typer(help="Treasure hunt's own commands.", no_args_is_help=True)
+
+    @app.command("map")
+    def draw_map(task: str = typer.Argument(help="A task id, START-TREASURE (e.g. 2-5)."),
+                 width: int = typer.Option(6, help="Cells in the corridor.")) -> None:
+        """Draw a task's corridor: S where the agent starts, T where the treasure lies."""
+        tasks = {t.id: t for t in load_tasks("all", width)}
+        if task not in tasks:
+            raise typer.BadParameter(f"no task {task!r} in a corridor of width {width}")
+        cells = ["."] * width
+        cells[tasks[task].fields["start"]], cells[tasks[task].fields["treasure"]] = "S", "T"
+        print("".join(cells))
+
+    return app
+
+
 def parse_action(text: str) -> ParsedAction:
     """The first word after `Action:`: left, right or dig."""
     line, _, rest = text.strip().partition("\n")
@@ -123,5 +152,7 @@ SPEC = EnvSpec(
     reward_range=(0.0, 1.0),
     options=TreasureHuntOptions,
     task_options=("width",),
+    split_table=split_table,
+    commands={"treasure-hunt": commands},
     description="Find a treasure in a corridor by warmer/colder hints (an example plug-in).",
 )

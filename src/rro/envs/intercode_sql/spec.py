@@ -128,6 +128,18 @@ def expert(task):
     return expert(task)
 
 
+def split_table():
+    from rro.envs.intercode_sql.commands import split_table
+
+    return split_table()
+
+
+def db_commands():
+    from rro.envs.intercode_sql.commands import db_commands
+
+    return db_commands()
+
+
 def data_files():
     from rro.envs.intercode_sql.dataset import DUMP_FILE, TASKS_FILE
 
@@ -148,6 +160,8 @@ SPEC = EnvSpec(
     options=IntercodeSqlOptions,
     task_options=("scheme", "dbs", "hardness", "include_empty_dbs"),
     splits=("train", "test", "all"),
+    split_table=split_table,
+    commands={"db": db_commands},
     data_files=data_files,
     description="Spider-dev questions answered with MySQL statements (InterCode), on SQLite or MariaDB.",
     # Spider's share-alike licence carries over to anything that quotes its questions and databases.

@@ -92,6 +92,19 @@ def expert(task):
     return expert(task)
 
 
+def split_table(name: str):
+    """Goals and distinct goal products of every split, for each goal source (upstream's default marked)."""
+    from rro.envs.webshop.catalog import DEFAULT_GOALS, ENV_NAMES
+
+    rows = []
+    for source in ("synthetic", "human"):
+        label = source + (" (default)" if DEFAULT_GOALS[ENV_NAMES[name]] == source else "")
+        for split in SPLITS:
+            tasks = load_tasks(name, split, source)
+            rows.append([label, split, str(len(tasks)), str(len({task.fields["asin"] for task in tasks}))])
+    return ["goal source", "split", "goals", "products"], rows
+
+
 def data_files(name: str):
     from rro.envs.webshop.catalog import ENV_NAMES, data_files
 
@@ -113,6 +126,7 @@ SPECS = [
         options=WebShopOptions,
         task_options=("goals",),
         splits=SPLITS,
+        split_table=partial(split_table, name),
         data_files=partial(data_files, name),
         description=("WebShop, shopping by search and clicks, "
                      + ("1000-product catalogue" if name == "webshop" else "full 1.18M-product catalogue") + "."),
