@@ -528,7 +528,7 @@ class PlayConfig(TaskSelection):
     """`rro play`: one task by hand."""
 
     split: str = Field(default="all", description="The split the task is in.")
-    task: str = Field(description="The task's id, as in episodes.jsonl (InterCode's record index, WebShop's goal index).")
+    task: str = Field(description="The task's id, as the environment names it (the `task_id` field of episodes.jsonl).")
 
 
 class ReportConfig(StrictModel):
