@@ -42,6 +42,12 @@ def test_eval_expert_writes_summary_and_resumes(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["tasks"] == 6 and summary["avg_reward"] == 100.0 and summary["success_rate"] == 100.0
     assert set(summary["by_hardness"]) <= {"easy", "medium", "hard", "extra"}
+    assert summary["env_options"] == {"scheme": "by-query", "dbs": [], "hardness": [], "include_empty_dbs": False,
+                                      "backend": "sqlite", "mariadb_host": None, "mariadb_port": 3306,
+                                      "mariadb_socket": None}
+    # The title names what ran (scheme, backend) and what was changed, not an unused server's port.
+    title = " ".join(result.output.split())  # the table's title wraps at the terminal's width
+    assert "(scheme by-query, backend sqlite)" in title and "mariadb" not in result.output
     lines = (out / "episodes.jsonl").read_text().splitlines()
     assert len(lines) == 6
 
@@ -64,6 +70,8 @@ def test_eval_expert_on_mariadb(tmp_path, mariadb_server):
     out = tmp_path / "eval"
     result = rro("eval", "--policy", "expert", "--backend", "mariadb", "--limit", "5", "-o", str(out))
     assert result.exit_code == 0, result.output
+    title = " ".join(result.output.split())
+    assert "backend mariadb)" in title and "mariadb_port" not in title  # the default port: not named
     assert json.loads((out / "summary.json").read_text())["avg_reward"] == 100.0
 
 
@@ -80,7 +88,7 @@ def test_experts_are_chat_conversations(tmp_path):
         assert record["messages"][-1]["content"].endswith("Action: submit")
         assert record["reward"] == 1.0
     report = json.loads(out.with_suffix(".report.json").read_text())
-    assert report["kept"] == 8 and report["tasks"] == 8
+    assert report["kept"] == 8 and report["tasks"] == 8 and report["env_options"]["scheme"] == "by-query"
 
 
 def test_config_file_and_bad_fields(tmp_path):

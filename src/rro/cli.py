@@ -208,7 +208,7 @@ def eval_command(cfg: EvalConfig) -> None:
 
     summary = evaluate(cfg)
     who = cfg.model if cfg.policy == "model" else "expert"
-    settings = ", ".join(f"{name} {value}" for name, value in cfg.env_options().items() if value not in ([], False))
+    settings = ", ".join(f"{name} {value}" for name, value in cfg.env_options_to_name().items())
     table = Table("metric", "value", title=f"{who} on {cfg.env} {cfg.split}" + (f" ({settings})" if settings else ""))
     for key in ("tasks", "avg_reward", "success_rate", "mean_steps", "invalid_turn_rate", "generated_tokens",
                 "wall_seconds_this_run"):

@@ -124,6 +124,23 @@ class _TaskSelection(StrictModel):
         """The selected environment's own settings."""
         return {name: getattr(self, name) for name in envs.spec(self.env).options.model_fields}
 
+    def env_options_json(self) -> dict[str, Any]:
+        """The selected environment's own settings as JSON values (summaries and reports record them)."""
+        return self.model_dump(mode="json", include=set(envs.spec(self.env).options.model_fields))
+
+    def env_options_to_name(self) -> dict[str, Any]:
+        """The environment's settings worth naming beside a result: the ones changed from their
+        default, and the run-wide ones that say what ran (InterCode-SQL's scheme and backend), not
+        where it ran (placement: a MariaDB server's port on a SQLite run says nothing)."""
+        fields = envs.spec(self.env).options.model_fields
+        named = {}
+        for name, value in self.env_options().items():
+            extra = fields[name].json_schema_extra if isinstance(fields[name].json_schema_extra, dict) else {}
+            if value != fields[name].get_default(call_default_factory=True) or (
+                    extra.get("run_wide") and not extra.get("placement")):
+                named[name] = value
+        return named
+
     def tasks(self) -> list[Task]:
         env_spec = envs.spec(self.env)
         options = {name: value for name, value in self.env_options().items() if name in env_spec.task_options}

@@ -144,8 +144,7 @@ def _evaluate(config: EvalConfig, out: Path, policy) -> dict:
         "policy": config.policy,
         "model": config.model if config.policy == "model" else None,
         "split": config.split,
-        "scheme": config.scheme,
-        "backend": config.backend,
+        "env_options": config.env_options_json(),
         **summarize(selected),
         "wall_seconds_this_run": time.perf_counter() - started,
     }

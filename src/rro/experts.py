@@ -44,9 +44,8 @@ def collect_experts(config: ExpertsConfig) -> dict:
     write_jsonl_atomic(output, kept)
     report = {
         "env": config.env,
-        "backend": config.backend,
         "split": config.split,
-        "scheme": config.scheme,
+        "env_options": config.env_options_json(),
         "tasks": len(tasks),
         "min_reward": config.min_reward,
         "kept": len(kept),
