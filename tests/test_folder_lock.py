@@ -120,3 +120,27 @@ def test_a_lock_from_another_machine_is_named_with_how_to_break_it(tmp_path):
     lock.unlink()  # as the message says
     assert runner.invoke(app, ["eval", "--policy", "expert", "--limit", "1", "-o", str(out)]).exit_code == 0
     assert not lock.exists()
+
+
+def test_holder_files_left_by_a_kill_while_claiming_are_removed(tmp_path):
+    from rro.folder_lock import hold_folder
+
+    here, dead = socket.gethostname(), _a_pid_that_does_not_run()
+    old = time.time() - 3600
+    left = tmp_path / f".rro.lock.{here}.{dead}.123"  # killed between writing it and linking it
+    running = tmp_path / f".rro.lock.{here}.{os.getpid()}.456"  # a claim of a live process
+    fresh = tmp_path / f".rro.lock.{here}.{dead}.789"  # may be a claim in progress: too young to judge
+    elsewhere = tmp_path / f".rro.lock.other-host.{dead}.1"  # this machine cannot see that pid
+    for path in (left, running, fresh, elsewhere):
+        path.write_text("{}\n")
+    for path in (left, running, elsewhere):
+        os.utime(path, (old, old))
+    with hold_folder(tmp_path, command="test"):
+        assert (tmp_path / "rro.lock").exists()
+    assert not left.exists() and running.exists() and fresh.exists() and elsewhere.exists()
+
+
+def _a_pid_that_does_not_run() -> int:
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid

@@ -99,6 +99,25 @@ def test_one_exploration_and_what_is_refused(tmp_path):
     assert again.exit_code == 1 and "is not empty" in _said(again)
     assert len(load_from_disk(str(out / "arrow"))["train"]) == 117  # nothing lost
 
+    # Another export fills the folder while this one writes: this one stops, the other's stays whole.
+    import rro.pairs_dataset as pairs_dataset
+
+    raced, card = tmp_path / "raced", pairs_dataset.dataset_card
+
+    def the_other_export_finishes_first(*args):
+        pairs_dataset.dataset_card = card  # the other export writes its card as usual
+        assert runner.invoke(app, ["pairs", "export", str(folder), "-o", str(raced)]).exit_code == 0
+        return card(*args)
+
+    pairs_dataset.dataset_card = the_other_export_finishes_first
+    try:
+        second = runner.invoke(app, ["pairs", "export", str(RECORD / "fixed" / "iter1" / "explore"), "-o", str(raced)])
+    finally:
+        pairs_dataset.dataset_card = card
+    assert second.exit_code == 1 and "was filled by another export meanwhile" in _said(second)
+    assert {row["method"] for row in load_from_disk(str(raced / "arrow"))["train"].to_list()} == {"rising/iter1"}
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["one", "raced"]  # no partial folder left
+
     nothing = runner.invoke(app, ["pairs", "export", str(tmp_path), "-o", str(tmp_path / "x")])
     assert nothing.exit_code == 1 and "is neither an exploration folder" in _said(nothing)
     assert not (tmp_path / "x").exists()

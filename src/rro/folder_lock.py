@@ -177,6 +177,19 @@ def _take_over_if_stale(lock: Path, unique: Path, fd: int) -> str | None:
         os.close(old)
 
 
+def _remove_litter(folder: Path) -> None:
+    """Delete the holder files (`.rro.lock.HOST.PID.TIME`) that a command killed in the instant of
+    claiming left behind: this host's, of a pid that no longer runs, older than a claim lasts."""
+    here = socket.gethostname()
+    for path in folder.glob(f".{LOCK_NAME}.*"):
+        host, _, rest = path.name[len(LOCK_NAME) + 2:].rpartition(".")[0].rpartition(".")
+        try:
+            if host == here and not psutil.pid_exists(int(rest)) and time.time() - path.stat().st_mtime > 60:
+                path.unlink()
+        except (ValueError, OSError):  # not a name of ours, or gone meanwhile
+            continue
+
+
 @contextmanager
 def hold_folder(folder: Path, command: str | None = None) -> Iterator[Path]:
     """Hold `folder` (created if needed) for the block's duration; FolderLocked when another
@@ -189,6 +202,7 @@ def hold_folder(folder: Path, command: str | None = None) -> Iterator[Path]:
         yield folder
         return
     fd, note = _claim(folder, command or " ".join(["rro", *sys.argv[1:]]))
+    _remove_litter(folder)
     _held.add(key)
     if note is not None:
         print(f"note: {note}", file=sys.stderr)

@@ -14,8 +14,10 @@ quote. Written into OUT:
 
 from __future__ import annotations
 
+import errno
 import json
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -239,13 +241,23 @@ def export_pairs(sources: list[Path], out: Path) -> dict[str, Any]:
         counts[method] += 1
     summaries = [summary(exploration, counts[exploration.name]) for exploration in explorations]
 
-    partial = out.with_name(out.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    (partial / "data").mkdir(parents=True)
-    dataset.to_parquet(partial / PARQUET_FILE)
-    DatasetDict({"train": dataset}).save_to_disk(partial / "arrow")
-    (partial / "README.md").write_text(dataset_card(summaries, len(dataset)))
-    if out.exists():
-        out.rmdir()
-    partial.rename(out)
+    # A folder of this export's own beside `out`, renamed onto it at the end: two exports into one
+    # folder never write the same files, and the one that finishes second finds `out` taken.
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    try:
+        (partial / "data").mkdir()
+        dataset.to_parquet(partial / PARQUET_FILE)
+        DatasetDict({"train": dataset}).save_to_disk(partial / "arrow")
+        (partial / "README.md").write_text(dataset_card(summaries, len(dataset)))
+        try:
+            if out.exists():
+                out.rmdir()  # empty, checked above
+            partial.rename(out)
+        except OSError as err:
+            if err.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise
+            raise FileExistsError(f"{out} was filled by another export meanwhile: export into a new folder") from None
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
     return {"pairs": len(dataset), "explorations": summaries, "output": str(out)}
