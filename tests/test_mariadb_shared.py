@@ -98,8 +98,9 @@ def test_eval_on_two_ray_workers_against_the_shared_server(tmp_path, shared_serv
         capture_output=True, text=True, timeout=900, env=without_ray_token())
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads((tmp_path / "shared" / "summary.json").read_text())
-    drop = ("wall_seconds_this_run", "episode_wall_seconds")
+    drop = ("wall_seconds_this_run", "episode_wall_seconds", "env_options")
     assert {k: v for k, v in summary.items() if k not in drop} == {k: v for k, v in reference.items() if k not in drop}
+    assert summary["env_options"] == {**reference["env_options"], "mariadb_host": "127.0.0.1", "mariadb_port": port}
     episodes = [json.loads(line) for line in (tmp_path / "shared" / "episodes.jsonl").read_text().splitlines()]
     assert len({e["task_id"] for e in episodes}) == 4
 
