@@ -323,22 +323,28 @@ def synthetic_goals(catalog: Catalog, rng: random.Random) -> list[dict]:
         for combination in itertools.product(*(product.options[name] for name in names)):
             goal_options = dict(zip(names, combination))
             option_text = ", and ".join(f"{name}: {value}" for name, value in goal_options.items())
-            goals.append({
-                "asin": product.asin,
-                "category": product.category,
-                "query": product.query,
-                "name": product.title,
-                "product_category": product.product_category,
-                "instruction_text": f"{instruction}{' with ' + option_text if option_text else ''}{price_text}",
-                "attributes": attributes,
-                "price_upper": price_upper,
-                "goal_options": goal_options,
-            })
+            goals.append(_goal(product, f"{instruction}{' with ' + option_text if option_text else ''}{price_text}",
+                               attributes, price_upper, goal_options))
             for attribute in attributes:
                 attribute_counts[attribute] = attribute_counts.get(attribute, 0) + 1
     for goal in goals:  # upstream's sampling weight (rare attributes weigh more); kept for reference
         goal["weight"] = sum(1.0 / attribute_counts[a] for a in goal["attributes"]) / len(goal["attributes"])
     return goals
+
+
+def _goal(product: Product, instruction_text: str, attributes: list[str], price_upper: float, goal_options) -> dict:
+    """One goal as upstream's goal dicts hold it: the product it is for, and what the buyer asks."""
+    return {
+        "asin": product.asin,
+        "category": product.category,
+        "query": product.query,
+        "name": product.title,
+        "product_category": product.product_category,
+        "instruction_text": instruction_text,
+        "attributes": attributes,
+        "price_upper": price_upper,
+        "goal_options": goal_options,
+    }
 
 
 def human_goals(catalog: Catalog, rng: random.Random) -> list[dict]:
@@ -351,17 +357,8 @@ def human_goals(catalog: Catalog, rng: random.Random) -> list[dict]:
             if not attributes:
                 continue
             price_upper, price_text = _price_limit(catalog.prices[product.asin], rng)
-            goals.append({
-                "asin": product.asin,
-                "category": product.category,
-                "query": product.query,
-                "name": product.title,
-                "product_category": product.product_category,
-                "instruction_text": instruction["instruction"].strip(".") + price_text,
-                "attributes": attributes,
-                "price_upper": price_upper,
-                "goal_options": instruction["instruction_options"],
-            })
+            goals.append(_goal(product, instruction["instruction"].strip(".") + price_text, attributes, price_upper,
+                               instruction["instruction_options"]))
     return goals
 
 
