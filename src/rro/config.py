@@ -132,14 +132,10 @@ class _TaskSelection(StrictModel):
         """The environment's settings worth naming beside a result: the ones changed from their
         default, and the run-wide ones that say what ran (InterCode-SQL's scheme and backend), not
         where it ran (placement: a MariaDB server's port on a SQLite run says nothing)."""
-        fields = envs.spec(self.env).options.model_fields
-        named = {}
-        for name, value in self.env_options().items():
-            extra = fields[name].json_schema_extra if isinstance(fields[name].json_schema_extra, dict) else {}
-            if value != fields[name].get_default(call_default_factory=True) or (
-                    extra.get("run_wide") and not extra.get("placement")):
-                named[name] = value
-        return named
+        what_ran = _marked(self, "run_wide") - _marked(self, "placement")
+        fields = type(self).model_fields
+        return {name: value for name, value in self.env_options().items()
+                if name in what_ran or value != fields[name].get_default(call_default_factory=True)}
 
     def tasks(self) -> list[Task]:
         env_spec = envs.spec(self.env)
