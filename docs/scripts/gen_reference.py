@@ -81,7 +81,7 @@ def type_text(field: FieldInfo) -> str:
 def flag_text(name: str, field: FieldInfo) -> str:
     if _option_type(field.annotation) is None:
         return "TOML only"
-    extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+    extra = config.field_marks(field)
     return ", ".join(f"`{flag}`" for flag in extra.get("cli") or [f"--{name.replace('_', '-')}"])
 
 

@@ -24,7 +24,7 @@ import typer
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-from rro.config import ConfigError, load_config
+from rro.config import ConfigError, field_marks, load_config
 
 # The types an option can have; a field of another type (a nested table) is TOML-only.
 _SCALARS = (bool, int, float, str, Path)
@@ -70,7 +70,7 @@ def _default_text(field: FieldInfo) -> str | None:
 def describe_field(name: str, field: FieldInfo) -> str:
     """One line for a listing: `--flag`, its choices or type, its default and its description."""
     kind = _option_type(field.annotation)
-    extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+    extra = field_marks(field)
     flag = (extra.get("cli") or [f"--{name.replace('_', '-')}"])[0]
     if kind is None:
         what = "(TOML only)"
@@ -89,7 +89,7 @@ def field_option(name: str, field: FieldInfo) -> inspect.Parameter | None:
     if kind is None:
         return None
     python_type, choices, repeatable = kind
-    extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+    extra = field_marks(field)
     flags = list(extra.get("cli", []))
     help = field.description or ""
     if field.is_required():

@@ -46,6 +46,11 @@ REPLAYABLE = {"replayable": True}
 OUTPUT = {"cli": ["--output", "-o"], **RESUMABLE}
 
 
+def field_marks(field: FieldInfo) -> dict[str, Any]:
+    """The marks declared on a field (`json_schema_extra`: run_wide, placement, cli flags, ...)."""
+    return field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+
+
 class StrictModel(BaseModel):
     # A misspelt field is an error, not silently ignored; inf and NaN are no setting's value (a NaN
     # margin compared false with everything, and was saved as null).
@@ -70,7 +75,7 @@ def _environment_fields(reserved: set[str], run_wide_only: bool = False) -> dict
             continue
         for name, field in own.items():
             ENV_OPTIONS.setdefault(name, set()).add(env_spec.name)
-            extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+            extra = field_marks(field)
             if run_wide_only and not extra.get("run_wide"):
                 continue
             if name not in fields:
@@ -362,8 +367,7 @@ class ExploreConfig(TaskSelection, PolicyConfig, WorkersConfig, ReportToConfig):
 
 
 def _marked(config: BaseModel, mark: str) -> set[str]:
-    return {name for name, field in type(config).model_fields.items()
-            if isinstance(field.json_schema_extra, dict) and field.json_schema_extra.get(mark)}
+    return {name for name, field in type(config).model_fields.items() if field_marks(field).get(mark)}
 
 
 def run_identity(config: BaseModel, *, resumed: bool = False, replayed: bool = False) -> tuple[str, ...]:
@@ -386,7 +390,7 @@ def run_identity(config: BaseModel, *, resumed: bool = False, replayed: bool = F
 def value_when_absent(field: FieldInfo) -> Any:
     """What a saved run that lacks a setting ran with: the setting's default, unless the default
     changed after the setting was added (`json_schema_extra={"when_absent": ...}`)."""
-    extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+    extra = field_marks(field)
     return extra["when_absent"] if "when_absent" in extra else field.get_default(call_default_factory=True)
 
 
