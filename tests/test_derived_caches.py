@@ -63,3 +63,34 @@ def test_a_damaged_checkpoint_is_rebuilt(tmp_path, tiny_policy):
     assert "rebuilding the converted checkpoint of tiny-random" in output
     assert "model.safetensors does not match its checksum" in output
     assert weights.read_bytes() == sound  # rebuilt as it was made (seeded)
+
+
+BUILDER_KILLED_MIDWAY = """
+import sys, time
+from pathlib import Path
+from rro.derived_cache import open_or_build
+
+def build(folder):
+    (folder / "half.bin").write_bytes(bytes(1 << 20))
+    print("building", flush=True)
+    time.sleep(600)
+
+open_or_build(Path(sys.argv[1]), build, "a test cache")
+"""
+
+
+def test_what_a_killed_builder_left_is_deleted_by_the_next_build(tmp_path):
+    from rro.derived_cache import damage, open_or_build
+
+    target = tmp_path / "cache"
+    builder = subprocess.Popen([sys.executable, "-c", BUILDER_KILLED_MIDWAY, str(target)],
+                               stdout=subprocess.PIPE, text=True)
+    assert builder.stdout.readline() == "building\n"
+    builder.kill()  # SIGKILL: no finally block runs
+    builder.wait()
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == [".building-cache", ".cache.lock"] and not target.exists()
+
+    open_or_build(target, lambda folder: (folder / "whole.bin").write_bytes(b"sound"), "a test cache")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".cache.lock", "cache"]
+    assert damage(target) is None and (target / "whole.bin").read_bytes() == b"sound"

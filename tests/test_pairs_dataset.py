@@ -123,6 +123,24 @@ def test_one_exploration_and_what_is_refused(tmp_path):
     assert not (tmp_path / "x").exists()
 
 
+def test_an_export_deletes_what_a_killed_export_left_and_nothing_else(tmp_path):
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    here = socket.gethostname()
+    killed = tmp_path / f".pairs.partial-{here}-{int(ended.stdout)}-abc123xy"  # its process no longer runs
+    running = tmp_path / f".pairs.partial-{here}-{os.getpid()}-abc123xy"
+    elsewhere = tmp_path / f".pairs.partial-another-host-{int(ended.stdout)}-abc123xy"
+    for folder in (killed, running, elsewhere):
+        (folder / "data").mkdir(parents=True)
+    out = tmp_path / "pairs"
+    assert runner.invoke(app, ["pairs", "export", str(RECORD / "rising" / "iter1" / "explore"), "-o", str(out)]).exit_code == 0
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted(["pairs", running.name, elsewhere.name])
+
+
 def test_a_push_to_an_unreachable_hub_is_a_clear_error(tmp_path, monkeypatch):
     import huggingface_hub.constants
 

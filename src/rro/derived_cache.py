@@ -14,7 +14,7 @@ modification times are unchanged.
 
 A cache is built in a temporary folder beside it and renamed into place, under a file lock, so
 processes that start together (the workers of one run) build it once and a builder killed midway
-leaves no half-made cache.
+leaves no half-made cache: what it left beside the cache is deleted by the next build.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ import json
 import os
 import shutil
 import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -91,7 +90,12 @@ def open_or_build(target: Path, build: Callable[[Path], None], what: str,
         if target.exists():
             print(f"note: rebuilding {what} in {target}, not used as found: {problem}", file=sys.stderr)
             _remove(target)
-        tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".building-{target.name}-"))
+        # One name, as only the lock's holder builds: what is found there was left by a builder
+        # that was killed (a converted checkpoint is GBs), and goes first.
+        tmp = target.parent / f".building-{target.name}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(target.parent / f".removing-{target.name}", ignore_errors=True)
+        tmp.mkdir()
         try:
             build(tmp)
             write_manifest(tmp)
@@ -103,7 +107,9 @@ def open_or_build(target: Path, build: Callable[[Path], None], what: str,
 
 
 def _remove(folder: Path) -> None:
-    # Renamed away first, so that nobody opens a half-deleted cache.
-    doomed = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".removing-{folder.name}-"))
-    os.replace(folder, doomed / folder.name)
+    # Renamed away first, so that nobody opens a half-deleted cache (called under the lock, so the
+    # name is ours; a removal that was killed midway is finished here).
+    doomed = folder.parent / f".removing-{folder.name}"
+    shutil.rmtree(doomed, ignore_errors=True)
+    os.replace(folder, doomed)
     shutil.rmtree(doomed, ignore_errors=True)

@@ -16,11 +16,15 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 import shutil
+import socket
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 from rro.config import ExploreConfig, value_when_absent
 from rro.explore.records import read_pairs
@@ -227,6 +231,15 @@ def push(out: Path, repo: str) -> str:
     return f"{api.endpoint}/datasets/{repo}"
 
 
+def _remove_partials_of_ended_exports(out: Path) -> None:
+    """Delete the partial folders beside `out` that exports killed midway left: this host's, of a
+    pid that no longer runs (named `.OUT.partial-HOST-PID-RANDOM`; RANDOM has no '-')."""
+    for path in out.parent.glob(f".{out.name}.partial-*"):
+        host, _, pid = path.name[len(f".{out.name}.partial-"):].rpartition("-")[0].rpartition("-")
+        if host == socket.gethostname() and pid.isdigit() and not psutil.pid_exists(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+
+
 def export_pairs(sources: list[Path], out: Path) -> dict[str, Any]:
     """Write the pairs of `sources` (exploration folders or run directories) into `out`: card,
     Parquet and save_to_disk. `out` must not exist yet (or be empty); it appears whole or not at all."""
@@ -244,7 +257,8 @@ def export_pairs(sources: list[Path], out: Path) -> dict[str, Any]:
     # A folder of this export's own beside `out`, renamed onto it at the end: two exports into one
     # folder never write the same files, and the one that finishes second finds `out` taken.
     out.parent.mkdir(parents=True, exist_ok=True)
-    partial = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    _remove_partials_of_ended_exports(out)
+    partial = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-{socket.gethostname()}-{os.getpid()}-", dir=out.parent))
     try:
         (partial / "data").mkdir()
         dataset.to_parquet(partial / PARQUET_FILE)
