@@ -112,7 +112,7 @@ def test_pipeline_runs_every_stage_once_and_the_report_reads_it(tmp_path, rro_ho
     assert [row["method"] for row in rows] == ["sft", "fixed", "rising", "fixed-expert", "rising-expert"]
     assert rows[0]["cand_per_step_mean"] == "" and float(rows[1]["cand_per_step_mean"]) == 2.0  # fixed draws K
     assert rows[4]["explore_s"] == "" and float(rows[3]["explore_s"]) > 0  # replayed: no time measured
-    for name in ("results.md", "paired.md", "cost.md", "candidates_per_step.png", "cost_vs_reward.png", "rising_by_third.png"):
+    for name in ("results.md", "paired.md", "cost.md", "steps.md", "candidates_per_step.png", "cost_vs_reward.png", "rising_by_third.png"):
         assert (out / name).stat().st_size > 0
     assert "fixed − sft" in table
 
@@ -202,3 +202,34 @@ def test_a_finished_stage_is_judged_on_what_it_produces():
     assert not _same_settings({**saved, "scheme": "by-db"}, config)
     assert not _same_settings({k: v for k, v in saved.items() if k != "max_steps"},
                               EvalConfig(policy="expert", limit=3, max_steps=3, output="x"))
+
+
+def test_where_the_candidates_went():
+    from rro.report import steps_table, where_candidates_went
+
+    def step(candidates, distinct, q_values, prev_value=0.0, rose=False):
+        return {"candidates": candidates, "distinct_actions": distinct, "q_values": q_values,
+                "prev_value": prev_value, "rose": rose}
+
+    walks = [{"steps": [step(1, 1, [1.0], rose=True),            # stopped at once
+                        step(3, 1, [0.0, 0.0, 0.0]),              # one action thrice, at the floor
+                        step(3, 2, [0.0, 0.0, 0.0])]},            # at the floor, two actions
+             {"steps": [step(3, 1, [0.5, 0.5, 0.5], prev_value=0.5),  # one action thrice, above the floor
+                        step(3, 3, [0.0, 0.0, 1.0], rose=True),   # rose at the last: drew K
+                        {"candidates": 1, "distinct_actions": 1, "q_values": [0.0], "rose": None}]}]  # IPR: no rule
+    counts = where_candidates_went(walks, max_candidates=3)
+    assert counts == {"steps": 5, "max_candidates": 3, "stopped_before_k": 1, "drew_k": 4, "drew_k_one_action": 2,
+                      "drew_k_all_at_floor": 2, "distinct_actions_per_step": 8 / 5}
+    assert where_candidates_went([{"steps": [{"rose": None}]}], 3) is None
+    table = steps_table({"rising": {"candidates": counts}, "ipr": {"candidates": None}}).splitlines()
+    assert table[2:] == ["| rising | 5 | 3 | 1 (20%) | 4 (80%) | 2 (50%) | 2 (50%) | 1.60 |"]
+
+
+def test_compare_large_steps_table_is_its_records():
+    """The committed steps.md (quoted in the README) is what the report makes of the committed record."""
+    from rro.report import method_rows, read_results, steps_table
+
+    results = Path(__file__).parents[1] / "docs" / "results" / "compare-large"
+    _, _, explorations = method_rows("compare-large", read_results(results / "record"), resamples=10)
+    assert steps_table(explorations) + "\n" == (results / "steps.md").read_text()
+    assert "| rising | 910 | 3 | 230 (25%) | 680 (75%) | 394 (58%) | 480 (71%) | 1.55 |" in steps_table(explorations)

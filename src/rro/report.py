@@ -7,6 +7,9 @@ Reads each run's `results.json` (written by `rro run`) and the outputs it points
   exploration, and exploration and training wall time;
 - `paired.md`: each method minus SFT on the same test tasks (paired bootstrap interval), which is
   what can be read when single intervals overlap;
+- `cost.md`: pairs and test reward above SFT per million generated exploration tokens;
+- `steps.md`: where each rule's candidates went: the steps that stopped before K, and of those
+  that drew all K, the ones that drew a single action K times or had every value at the floor;
 - `candidates_per_step.png` (the paper's sampling-efficiency figure), `cost_vs_reward.png`, and
   `rising_by_third.png` (share of rising steps in the first, middle and last third of the explored
   trajectories: the paper's reward-trend analysis);
@@ -115,10 +118,10 @@ def method_rows(run_name: str, results: dict[str, Any], resamples: int
                 # None for a replayed exploration (`replay_from`): nothing ran, so no time was measured.
                 explore_s=None if any(b["wall_seconds"] is None for b in stats) else sum(b["wall_seconds"] for b in stats),
             )
-            explorations[method["method"]] = {
-                "histogram": histogram,
-                "walks": [w for folder in method["explore"] for w in read_walks(Path(folder))],
-            }
+            walks = [w for folder in method["explore"] for w in read_walks(Path(folder))]
+            max_candidates = max(_json(Path(folder) / "config.json")["max_candidates"] for folder in method["explore"])
+            explorations[method["method"]] = {"histogram": histogram, "walks": walks,
+                                              "candidates": where_candidates_went(walks, max_candidates)}
         rows.append(row)
         rewards[method["method"]] = per_task
     return rows, rewards, explorations
@@ -134,6 +137,41 @@ def rising_by_third(walks: list[dict[str, Any]]) -> list[float | None]:
             counts[third][0] += bool(step["rose"])
             counts[third][1] += 1
     return [rose / total if total else None for rose, total in counts]
+
+
+def where_candidates_went(walks: list[dict[str, Any]], max_candidates: int) -> dict[str, Any] | None:
+    """What the steps that a rule judged (rising, fixed) spent their candidates on: how many stopped
+    before K and how many drew all K, and of those, how many drew one action K times (a repeat has
+    the first draw's value: it can neither rise nor make a pair) and how many had every value at 0
+    against a bar of 0 (nothing can rise above the floor). None when no step was judged by a rule."""
+    steps = [step for walk in walks for step in walk["steps"] if step.get("rose") is not None]
+    if not steps:
+        return None
+    drew_all = [step for step in steps if step["candidates"] >= max_candidates]
+    return {
+        "steps": len(steps),
+        "max_candidates": max_candidates,
+        "stopped_before_k": len(steps) - len(drew_all),
+        "drew_k": len(drew_all),
+        "drew_k_one_action": sum(step["distinct_actions"] == 1 for step in drew_all),
+        "drew_k_all_at_floor": sum(step.get("prev_value") == 0 and not any(step["q_values"]) for step in drew_all),
+        "distinct_actions_per_step": sum(step["distinct_actions"] for step in steps) / len(steps),
+    }
+
+
+def steps_table(explorations: dict[str, dict[str, Any]]) -> str:
+    def share(count: int, total: int) -> str:
+        return f"{count} ({100 * count / total:.0f}%)" if total else str(count)
+
+    lines = ["| method | judged steps | K | stopped before K | drew K | … one action K times | … every value 0, bar 0 "
+             "| distinct actions / step |", "|---|---|---|---|---|---|---|---|"]
+    for name, block in explorations.items():
+        if (c := block.get("candidates")) is None:
+            continue
+        lines.append(f"| {_cell(name)} | {c['steps']} | {c['max_candidates']} | {share(c['stopped_before_k'], c['steps'])} "
+                     f"| {share(c['drew_k'], c['steps'])} | {share(c['drew_k_one_action'], c['drew_k'])} "
+                     f"| {share(c['drew_k_all_at_floor'], c['drew_k'])} | {c['distinct_actions_per_step']:.2f} |")
+    return "\n".join(lines)
 
 
 def _fmt(value: Any, digits: int = 2) -> str:
@@ -277,6 +315,7 @@ def _write_report(named_results: list[tuple[str, dict[str, Any]]], out: Path, re
                     "|---|---|---|---|---|---|", *paired]
     (out / "paired.md").write_text("\n".join(paired_lines) + "\n")
     (out / "cost.md").write_text(cost_table(rows) + "\n")
+    (out / "steps.md").write_text(steps_table(explorations) + "\n")
     thirds = {name: rising_by_third(block["walks"]) for name, block in explorations.items()}
     (out / "rising_by_third.json").write_text(json.dumps(thirds, indent=2))
     _plots(out, rows, explorations)
