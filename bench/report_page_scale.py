@@ -67,7 +67,7 @@ def measure(out: Path, tasks: int, chromium: str | None) -> dict[str, float]:
     run = synthetic_run(out / f"run-{tasks}", tasks)
     results = json.loads((run / "results.json").read_text())
     started = time.perf_counter()
-    page = write_page(run, [(run.name, results)], "", [])
+    page = write_page(run, [(run.name, results)], {})
     written = time.perf_counter() - started
     figures = {"tasks": tasks, "MB": page.stat().st_size / 1e6, "write_s": written}
     if chromium:

@@ -66,6 +66,10 @@ def test_report_page_renders_in_chromium(cli_run, tmp_path):
     table = re.search(r'<table id="results-table">.*?</table>', dom, re.S).group(0)
     assert all(f"<td>{method}</td>" in table for method in ("sft", "rising", "ipr"))
     assert '<table id="paired-table">' in dom
+    # Cost at matched tokens and where the candidates went: rows for the explorations that ran a rule.
+    steps = re.search(r'<table id="steps-table">.*?</table>', dom, re.S).group(0)
+    assert "<td>rising</td>" in steps and "<td>ipr</td>" not in steps
+    assert "<td>ipr</td>" in re.search(r'<table id="cost-table">.*?</table>', dom, re.S).group(0)
     # A plot, embedded.
     assert re.search(r'<img alt="candidates_per_step" src="data:image/png;base64,[A-Za-z0-9+/]{1000}', dom)
     # The first walk, rendered by the page's script: its first step's candidates in the order drawn.
@@ -101,7 +105,7 @@ def test_the_page_shows_a_rise_at_the_ceiling_as_rising(tmp_path):
     (folder / "walks.jsonl").write_text(json.dumps(walk) + "\n")
     out = tmp_path / "report"
     out.mkdir()
-    write_page(out, [("run", {"methods": [{"method": "rising", "explore": [str(folder)]}]})], "", [])
+    write_page(out, [("run", {"methods": [{"method": "rising", "explore": [str(folder)]}]})], {})
     dom = _browser(chromium, tmp_path / "profile", "--dump-dom", (out / "index.html").as_uri()).stdout
     (row,) = re.findall(r'<tr class="candidate[^"]*">', dom)
     assert row.split('"')[1].split() == ["candidate", "chosen", "rose"]

@@ -314,12 +314,16 @@ def _write_report(named_results: list[tuple[str, dict[str, Any]]], out: Path, re
     paired_lines = ["| run | difference | tasks | mean ×100 (95% CI) | tasks better | tasks worse |",
                     "|---|---|---|---|---|---|", *paired]
     (out / "paired.md").write_text("\n".join(paired_lines) + "\n")
-    (out / "cost.md").write_text(cost_table(rows) + "\n")
-    (out / "steps.md").write_text(steps_table(explorations) + "\n")
+    tables = {"results": ("Results", table),
+              "paired": ("Paired differences with SFT", "\n".join(paired_lines)),
+              "cost": ("Cost at matched tokens", cost_table(rows)),
+              "steps": ("Where each rule's candidates went", steps_table(explorations))}
+    for table_id in ("cost", "steps"):
+        (out / f"{table_id}.md").write_text(tables[table_id][1] + "\n")
     thirds = {name: rising_by_third(block["walks"]) for name, block in explorations.items()}
     (out / "rising_by_third.json").write_text(json.dumps(thirds, indent=2))
     _plots(out, rows, explorations)
-    write_page(out, named_results, table, paired_lines)
+    write_page(out, named_results, tables)
     return table + "\n\n" + "\n".join(paired_lines)
 
 

@@ -1,6 +1,6 @@
 """`OUT/index.html`: the report as one page to click through, and a browser of the explored walks.
 
-One self-contained file: the results and paired tables, the plots embedded as base64 PNG, and
+One self-contained file: the report's tables, the plots embedded as base64 PNG, and
 every exploration's walks embedded as JSON, read by a small vanilla script. No server, no network,
 no external script or font: it opens from disk in any browser, and can be mailed as it is.
 
@@ -101,7 +101,7 @@ def _markdown_table(lines: list[str], table_id: str) -> str:
     head = "".join(f"<th>{cell}</th>" for cell in cells(lines[0]))
     body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in cells(line)) + "</tr>" for line in lines[2:])
     if not body:
-        body = f'<tr><td colspan="{len(cells(lines[0]))}">none (no method besides SFT, or no SFT baseline)</td></tr>'
+        body = f'<tr><td colspan="{len(cells(lines[0]))}">none</td></tr>'
     return f'<table id="{table_id}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
@@ -145,15 +145,17 @@ def _walk_data(explorations: list[dict[str, Any]]) -> tuple[str, str]:
     return _embedded_json(index), "\n".join(elements)
 
 
-def write_page(out: Path, runs: list[tuple[str, dict[str, Any]]], results_table: str, paired_lines: list[str]) -> Path:
-    """Write `out/index.html` from the tables and plots already in `out` and the walks of the runs
-    (each run's name and its `results.json`, as `rro.report.read_results` reads it)."""
+def write_page(out: Path, runs: list[tuple[str, dict[str, Any]]], tables: dict[str, tuple[str, str]]) -> Path:
+    """Write `out/index.html` from the report's tables (`{id: (heading, markdown table)}`), the plots
+    already in `out` and the walks of the runs (each run's name and its `results.json`, as
+    `rro.report.read_results` reads it)."""
     title = "rro report: " + ", ".join(run_name for run_name, _ in runs)
     walk_index, walk_elements = _walk_data(_explorations(runs))
+    sections = [f"<h2>{html.escape(heading)}</h2>\n{_markdown_table(table.splitlines(), f'{table_id}-table')}"
+                for table_id, (heading, table) in tables.items()]
     parts = {
         "TITLE": html.escape(title),
-        "RESULTS": _markdown_table(results_table.splitlines(), "results-table"),
-        "PAIRED": _markdown_table(paired_lines, "paired-table"),
+        "TABLES": "\n".join(sections),
         "PLOTS": _plots(out),
         "SCRIPT": _SCRIPT,
         "INDEX": walk_index,
@@ -202,10 +204,7 @@ details > summary { cursor: pointer; color: #246; }
 <body>
 <h1>@TITLE@</h1>
 <p class="muted">One file, no network: the tables, plots and explored walks are all inside it.</p>
-<h2>Results</h2>
-@RESULTS@
-<h2>Paired differences with SFT</h2>
-@PAIRED@
+@TABLES@
 <h2>Plots</h2>
 <div id="plots">
 @PLOTS@
