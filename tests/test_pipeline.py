@@ -121,6 +121,17 @@ def test_pipeline_runs_every_stage_once_and_the_report_reads_it(tmp_path, rro_ho
     shutil.move(run, moved)
     assert write_report([moved], tmp_path / "report-moved", resamples=200) == table
 
+    # A run that has not finished (no results.json yet) reports the methods whose evaluation finished.
+    (moved / "results.json").unlink()
+    (moved / "stages" / "eval-rising-expert-1.json").unlink()
+    partial = write_report([moved], tmp_path / "report-partial", resamples=200)
+    assert partial.splitlines()[0] == "run has not finished: not yet in this report: rising-expert"
+    assert partial.splitlines()[1:] == [line for line in table.splitlines() if "| rising-expert" not in line]
+    assert "run has not finished" in (tmp_path / "report-partial" / "index.html").read_text()
+    (moved / "pipeline.json").unlink()
+    with pytest.raises(FileNotFoundError, match="neither results.json nor pipeline.json"):
+        write_report([moved], tmp_path / "report-none", resamples=200)
+
 
 def test_pipeline_config_errors_name_the_table_and_field(tmp_path):
     with pytest.raises(ConfigError, match=r"sft\.learning_rate"):

@@ -284,8 +284,8 @@ def report(cfg: ReportConfig) -> None:
 
     if cfg.runs:
         print(write_report(cfg.runs, cfg.output, resamples=cfg.resamples))
-        console.print(f"wrote {cfg.output}/index.html (open it in a browser), results.md, results.csv, paired.md "
-                      "and the plots", markup=False)
+        console.print(f"wrote {cfg.output}/index.html (open it in a browser), results.md, results.csv, paired.md, "
+                      "cost.md, steps.md and the plots", markup=False)
     if cfg.competence:
         print(competence_table(write_competence_plot(cfg.competence, cfg.output)))
         console.print(f"wrote {cfg.output}/competence.png and competence.json", markup=False)

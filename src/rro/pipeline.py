@@ -267,6 +267,27 @@ def _run_stages(config: PipelineConfig, stages: list[Stage], methods: list[dict[
         write_json_atomic(marker, {"config": wanted, "seconds": round(time.time() - started, 1),
                                    "cpu_seconds": round(time.process_time() - cpu_started, 1),
                                    "load": round(os.getloadavg()[0], 2)})
-    results = {"run": str(run), "env": config.env, **config.run_wide_options(), "methods": methods}
+    results = results_record(config, methods)
     write_json_atomic(run / "results.json", results)
+    return results
+
+
+def results_record(config: PipelineConfig, methods: list[dict[str, Any]]) -> dict[str, Any]:
+    """What RUN/results.json holds: the run's task settings and its methods with their folders."""
+    return {"run": str(config.output), "env": config.env, **config.run_wide_options(), "methods": methods}
+
+
+def results_so_far(run: Path) -> dict[str, Any]:
+    """The results record of a run that has not finished (running, or stopped), from its
+    pipeline.json and stage markers: the methods whose evaluation has finished, and under
+    `unfinished` the ones still to come, so that a report covers a long run as far as it has got."""
+    try:
+        config = PipelineConfig.model_validate_json((run / "pipeline.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValidationError) as err:
+        raise ConfigError(f"{run}/pipeline.json cannot be read ({str(err).splitlines()[0]}): report the run with "
+                          f"the rro that started it, or once it has finished") from None
+    stages, methods = plan(config)
+    finished = {str(stage.config.output) for stage in stages if (run / "stages" / f"{stage.name}.json").exists()}
+    results = results_record(config, [method for method in methods if method["eval"] in finished])
+    results["unfinished"] = [method["method"] for method in methods if method["eval"] not in finished]
     return results

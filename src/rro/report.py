@@ -60,8 +60,17 @@ def _json(path: Path) -> dict[str, Any]:
 
 def read_results(run: Path) -> dict[str, Any]:
     """A run's `results.json`, its folders re-rooted at `run`: a run that was moved or copied since
-    it ran (e.g. a record committed without its weights) reports from where it is now."""
-    results = _json(run / "results.json")
+    it ran (e.g. a record committed without its weights) reports from where it is now. A run that
+    has not finished has no results.json yet: its finished methods are read from its pipeline.json
+    and stage markers (`unfinished` names the others)."""
+    if (run / "results.json").exists():
+        results = _json(run / "results.json")
+    elif (run / "pipeline.json").exists():
+        from rro.pipeline import results_so_far
+        results = results_so_far(run)
+    else:
+        raise FileNotFoundError(f"{run} is not a run directory of `rro run` (it has neither results.json nor "
+                                f"pipeline.json)")
     recorded = Path(results["run"])
 
     def here(folder: str) -> str:
@@ -306,6 +315,8 @@ def _write_report(named_results: list[tuple[str, dict[str, Any]]], out: Path, re
         prefix = f"{run_name}/" if len(named_results) > 1 else ""
         explorations.update({prefix + name: block for name, block in run_explorations.items()})
     table = markdown_table(rows)
+    unfinished = [f"{run_name} has not finished: not yet in this report: {', '.join(results['unfinished'])}"
+                  for run_name, results in named_results if results.get("unfinished")]
     (out / "results.md").write_text(table + "\n")
     with open(out / "results.csv", "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=COLUMNS)
@@ -323,8 +334,8 @@ def _write_report(named_results: list[tuple[str, dict[str, Any]]], out: Path, re
     thirds = {name: rising_by_third(block["walks"]) for name, block in explorations.items()}
     (out / "rising_by_third.json").write_text(json.dumps(thirds, indent=2))
     _plots(out, rows, explorations)
-    write_page(out, named_results, tables)
-    return table + "\n\n" + "\n".join(paired_lines)
+    write_page(out, named_results, tables, notes=unfinished)
+    return "\n".join([*unfinished, table, "", *paired_lines])
 
 
 # --- cost against competence --------------------------------------------------------------------

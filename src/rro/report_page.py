@@ -145,7 +145,8 @@ def _walk_data(explorations: list[dict[str, Any]]) -> tuple[str, str]:
     return _embedded_json(index), "\n".join(elements)
 
 
-def write_page(out: Path, runs: list[tuple[str, dict[str, Any]]], tables: dict[str, tuple[str, str]]) -> Path:
+def write_page(out: Path, runs: list[tuple[str, dict[str, Any]]], tables: dict[str, tuple[str, str]],
+               notes: list[str] = ()) -> Path:
     """Write `out/index.html` from the report's tables (`{id: (heading, markdown table)}`), the plots
     already in `out` and the walks of the runs (each run's name and its `results.json`, as
     `rro.report.read_results` reads it)."""
@@ -155,6 +156,7 @@ def write_page(out: Path, runs: list[tuple[str, dict[str, Any]]], tables: dict[s
                 for table_id, (heading, table) in tables.items()]
     parts = {
         "TITLE": html.escape(title),
+        "NOTES": "".join(f'<p class="note">{html.escape(note)}</p>' for note in notes),
         "TABLES": "\n".join(sections),
         "PLOTS": _plots(out),
         "SCRIPT": _SCRIPT,
@@ -195,7 +197,7 @@ figcaption { font-size: .85em; color: #666; }
 .step { border: 1px solid #ddd; border-radius: 4px; padding: .5em .8em; margin: .8em 0; }
 .step h3 { margin: 0 0 .3em; font-size: 1em; }
 .rose { background: #e3f6e3; } .chosen { font-weight: 600; } .paired { background: #fbeaea; }
-.muted { color: #777; } .tag { display: inline-block; padding: 0 5px; border-radius: 3px; font-size: .85em; }
+.note { background: #fff6d6; padding: .4em .6em; } .muted { color: #777; } .tag { display: inline-block; padding: 0 5px; border-radius: 3px; font-size: .85em; }
 .tag.yes { background: #cdeccd; } .tag.no { background: #f3d9d9; }
 pre { white-space: pre-wrap; word-break: break-word; background: #f8f8f8; padding: .4em; margin: .2em 0; }
 details > summary { cursor: pointer; color: #246; }
@@ -204,6 +206,7 @@ details > summary { cursor: pointer; color: #246; }
 <body>
 <h1>@TITLE@</h1>
 <p class="muted">One file, no network: the tables, plots and explored walks are all inside it.</p>
+@NOTES@
 @TABLES@
 <h2>Plots</h2>
 <div id="plots">
