@@ -4,7 +4,7 @@ Reads each run's `results.json` (written by `rro run`) and the outputs it points
 
 - `results.md` / `results.csv`: per method, average reward ×100 with a 95% bootstrap interval over
   tasks, success rate, candidates per step (mean, max), rollouts, generated tokens and pairs of its
-  exploration, and exploration and training wall time;
+  exploration, the pairs its DPO trained on, and exploration and training wall time;
 - `paired.md`: each method minus SFT on the same test tasks (paired bootstrap interval), which is
   what can be read when single intervals overlap;
 - `cost.md`: pairs and test reward above SFT per million generated exploration tokens;
@@ -35,7 +35,7 @@ from rro.jsonl import read_jsonl
 from rro.report_page import write_page
 
 COLUMNS = ["run", "method", "tasks", "avg_reward", "ci_low", "ci_high", "success_rate", "cand_per_step_mean",
-           "cand_per_step_max", "rollouts", "generated_tokens", "pairs", "explore_s", "train_s"]
+           "cand_per_step_max", "rollouts", "generated_tokens", "pairs", "dpo_pairs", "explore_s", "train_s"]
 
 
 def interval(values: list[float], resamples: int, seed: int = 0) -> tuple[float, float]:
@@ -111,7 +111,11 @@ def method_rows(run_name: str, results: dict[str, Any], resamples: int
                "avg_reward": summary["avg_reward"], "ci_low": low, "ci_high": high,
                "success_rate": summary["success_rate"], "cand_per_step_mean": None, "cand_per_step_max": None,
                "rollouts": 0, "generated_tokens": 0, "pairs": 0, "explore_s": 0.0,
-               "train_s": _train_seconds([method["sft"], *method.get("dpo", [])])}
+               "train_s": _train_seconds([method["sft"], *method.get("dpo", [])]),
+               # The pairs DPO trained on: fewer than found in the equal-pairs arm, or where pairs
+               # did not fit max_length.
+               "dpo_pairs": sum(_json(Path(folder) / "rro-train.json")["records"] for folder in method["dpo"])
+               if method.get("dpo") else None}
         stats = [_json(Path(folder) / "stats.json") for folder in method.get("explore", [])]
         if stats:
             histogram: Counter = Counter()
@@ -198,13 +202,14 @@ def _cell(text: Any) -> str:
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:
     lines = ["| run | method | tasks | avg reward ×100 (95% CI) | success % | cand/step mean | max | rollouts "
-             "| gen. tokens | pairs | explore s | train s |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| gen. tokens | pairs | DPO on | explore s | train s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(
             f"| {_cell(r['run'])} | {_cell(r['method'])} | {r['tasks']} | {r['avg_reward']:.1f} ({r['ci_low']:.1f}–{r['ci_high']:.1f}) "
             f"| {r['success_rate']:.1f} | {_fmt(r['cand_per_step_mean'])} | {_fmt(r['cand_per_step_max'])} "
-            f"| {r['rollouts']} | {r['generated_tokens']} | {r['pairs']} | {_fmt(r['explore_s'], 0)} | {r['train_s']:.0f} |")
+            f"| {r['rollouts']} | {r['generated_tokens']} | {r['pairs']} | {_fmt(r['dpo_pairs'])} | {_fmt(r['explore_s'], 0)} "
+            f"| {r['train_s']:.0f} |")
     return "\n".join(lines)
 
 
