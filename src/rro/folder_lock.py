@@ -177,14 +177,18 @@ def _take_over_if_stale(lock: Path, unique: Path, fd: int) -> str | None:
         os.close(old)
 
 
+def ended_here(host: str, pid: int) -> bool:
+    """Whether process `pid` of `host` is known to have ended: only this host's processes can be seen."""
+    return host == socket.gethostname() and not psutil.pid_exists(pid)
+
+
 def _remove_litter(folder: Path) -> None:
     """Delete the holder files (`.rro.lock.HOST.PID.TIME`) that a command killed in the instant of
     claiming left behind: this host's, of a pid that no longer runs, older than a claim lasts."""
-    here = socket.gethostname()
     for path in folder.glob(f".{LOCK_NAME}.*"):
         host, _, rest = path.name[len(LOCK_NAME) + 2:].rpartition(".")[0].rpartition(".")
         try:
-            if host == here and not psutil.pid_exists(int(rest)) and time.time() - path.stat().st_mtime > 60:
+            if ended_here(host, int(rest)) and time.time() - path.stat().st_mtime > 60:
                 path.unlink()
         except (ValueError, OSError):  # not a name of ours, or gone meanwhile
             continue

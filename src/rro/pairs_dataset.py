@@ -24,10 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import psutil
-
 from rro.config import ExploreConfig, value_when_absent
 from rro.explore.records import read_pairs
+from rro.folder_lock import ended_here
 
 _MESSAGES = [{"role": "string", "content": "string"}]
 # Column -> datasets type name. One schema for every strategy: outcome pairs' chosen and rejected
@@ -236,7 +235,7 @@ def _remove_partials_of_ended_exports(out: Path) -> None:
     pid that no longer runs (named `.OUT.partial-HOST-PID-RANDOM`; RANDOM has no '-')."""
     for path in out.parent.glob(f".{out.name}.partial-*"):
         host, _, pid = path.name[len(f".{out.name}.partial-"):].rpartition("-")[0].rpartition("-")
-        if host == socket.gethostname() and pid.isdigit() and not psutil.pid_exists(int(pid)):
+        if pid.isdigit() and ended_here(host, int(pid)):
             shutil.rmtree(path, ignore_errors=True)
 
 
