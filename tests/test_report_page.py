@@ -138,9 +138,10 @@ def test_odd_values_names_and_addresses(cli_run, tmp_path):
     out = tmp_path / "report"
     result = CliRunner().invoke(app, ["report", str(copy), "-o", str(out), "--resamples", "100"])
     assert result.exit_code == 0, result.output
-    table = (out / "results.md").read_text().splitlines()
-    assert all(len(re.split(r"(?<!\\)\|", line)) == len(re.split(r"\|", table[0])) for line in table)
-    assert any(line.startswith("| run | rising\\|v2 |") for line in table)
+    for name in ("results.md", "cost.md"):  # every table that names methods
+        table = [line for line in (out / name).read_text().splitlines() if line.startswith("|")]
+        assert all(len(re.split(r"(?<!\\)\|", line)) == len(re.split(r"\|", table[0])) for line in table), name
+        assert any(line.startswith("| run | rising\\|v2 |") for line in table), name
 
     dom = _browser(chromium, tmp_path / "profile", "--dump-dom", (out / "index.html").as_uri() + "#e=-1").stdout
     assert "<td>rising|v2</td>" in dom

@@ -225,7 +225,7 @@ def cost_table(rows: list[dict[str, Any]]) -> str:
             continue
         millions = r["generated_tokens"] / 1e6
         gain = r["avg_reward"] - sft_reward[r["run"]] if r["run"] in sft_reward else None
-        lines.append(f"| {r['run']} | {r['method']} | {r['generated_tokens']} | {r['pairs']} "
+        lines.append(f"| {_cell(r['run'])} | {_cell(r['method'])} | {r['generated_tokens']} | {r['pairs']} "
                      f"| {r['pairs'] / millions:.0f} | {r['avg_reward']:.1f} | {_fmt(gain, 1)} "
                      f"| {_fmt(None if gain is None else gain / millions, 1)} |")
     return "\n".join(lines)
