@@ -230,10 +230,10 @@ def test_where_the_candidates_went():
                         {"candidates": 1, "distinct_actions": 1, "q_values": [0.0], "rose": None}]}]  # IPR: no rule
     counts = where_candidates_went(walks, max_candidates=3)
     assert counts == {"steps": 5, "max_candidates": 3, "stopped_before_k": 1, "drew_k": 4, "drew_k_one_action": 2,
-                      "drew_k_all_at_floor": 2, "distinct_actions_per_step": 8 / 5}
+                      "drew_k_all_at_floor": 2, "drew_k_either": 3, "distinct_actions_per_step": 8 / 5}
     assert where_candidates_went([{"steps": [{"rose": None}]}], 3) is None
     table = steps_table({"rising": {"candidates": counts}, "ipr": {"candidates": None}}).splitlines()
-    assert table[2:] == ["| rising | 5 | 3 | 1 (20%) | 4 (80%) | 2 (50%) | 2 (50%) | 1.60 |"]
+    assert table[2:] == ["| rising | 5 | 3 | 1 (20%) | 4 (80%) | 2 (50%) | 2 (50%) | 3 (75%) | 1.60 |"]
 
 
 @pytest.mark.parametrize("run", ["compare-large", "compare-qwen"])
@@ -245,6 +245,6 @@ def test_the_committed_steps_tables_are_their_records(run):
     results = Path(__file__).parents[1] / "docs" / "results" / run
     _, _, explorations = method_rows(run, read_results(results / "record"), resamples=10)
     assert steps_table(explorations) + "\n" == (results / "steps.md").read_text()
-    quoted = {"compare-large": "| rising | 910 | 3 | 230 (25%) | 680 (75%) | 394 (58%) | 480 (71%) | 1.55 |",
-              "compare-qwen": "| rising | 459 | 3 | 250 (54%) | 209 (46%) | 117 (56%) | 111 (53%) | 1.35 |"}
+    quoted = {"compare-large": "| rising | 910 | 3 | 230 (25%) | 680 (75%) | 394 (58%) | 480 (71%) | 590 (87%) | 1.55 |",
+              "compare-qwen": "| rising | 459 | 3 | 250 (54%) | 209 (46%) | 117 (56%) | 111 (53%) | 176 (84%) | 1.35 |"}
     assert quoted[run] in steps_table(explorations)

@@ -156,18 +156,23 @@ def where_candidates_went(walks: list[dict[str, Any]], max_candidates: int) -> d
     """What the steps that a rule judged (rising, fixed) spent their candidates on: how many stopped
     before K and how many drew all K, and of those, how many drew one action K times (a repeat has
     the first draw's value: it can neither rise nor make a pair) and how many had every value at 0
-    against a bar of 0 (nothing can rise above the floor). None when no step was judged by a rule."""
+    against a bar of 0 (nothing can rise above the floor), and how many had either. None when no step
+    was judged by a rule."""
     steps = [step for walk in walks for step in walk["steps"] if step.get("rose") is not None]
     if not steps:
         return None
     drew_all = [step for step in steps if step["candidates"] >= max_candidates]
+    one_action = [step["distinct_actions"] == 1 for step in drew_all]
+    at_floor = [step.get("prev_value") == 0 and not any(step["q_values"]) for step in drew_all]
     return {
         "steps": len(steps),
         "max_candidates": max_candidates,
         "stopped_before_k": len(steps) - len(drew_all),
         "drew_k": len(drew_all),
-        "drew_k_one_action": sum(step["distinct_actions"] == 1 for step in drew_all),
-        "drew_k_all_at_floor": sum(step.get("prev_value") == 0 and not any(step["q_values"]) for step in drew_all),
+        "drew_k_one_action": sum(one_action),
+        "drew_k_all_at_floor": sum(at_floor),
+        # Either way no draw of the step could rise, so the rule had no way to stop before K.
+        "drew_k_either": sum(a or b for a, b in zip(one_action, at_floor)),
         "distinct_actions_per_step": sum(step["distinct_actions"] for step in steps) / len(steps),
     }
 
@@ -177,13 +182,14 @@ def steps_table(explorations: dict[str, dict[str, Any]]) -> str:
         return f"{count} ({100 * count / total:.0f}%)" if total else str(count)
 
     lines = ["| method | judged steps | K | stopped before K | drew K | … one action K times | … every value 0, bar 0 "
-             "| distinct actions / step |", "|---|---|---|---|---|---|---|---|"]
+             "| … either | distinct actions / step |", "|---|---|---|---|---|---|---|---|---|"]
     for name, block in explorations.items():
         if (c := block.get("candidates")) is None:
             continue
         lines.append(f"| {_cell(name)} | {c['steps']} | {c['max_candidates']} | {share(c['stopped_before_k'], c['steps'])} "
                      f"| {share(c['drew_k'], c['steps'])} | {share(c['drew_k_one_action'], c['drew_k'])} "
-                     f"| {share(c['drew_k_all_at_floor'], c['drew_k'])} | {c['distinct_actions_per_step']:.2f} |")
+                     f"| {share(c['drew_k_all_at_floor'], c['drew_k'])} | {share(c['drew_k_either'], c['drew_k'])} "
+                     f"| {c['distinct_actions_per_step']:.2f} |")
     return "\n".join(lines)
 
 
