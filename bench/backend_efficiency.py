@@ -62,7 +62,7 @@ from safetensors import safe_open
 from rro.config import ExploreConfig
 from rro.explore import explore
 from rro.policy import release_engines
-from rro.policy.hf import cpu_supports_bf16
+from rro.policy.hf import cpu_description, cpu_supports_bf16
 from rro.policy.models import gguf_path, resolve_model
 from rro.terminal import quiet_libraries
 
@@ -346,9 +346,7 @@ def main() -> None:
     if args.threads < (os.cpu_count() or 1):  # vLLM's CPU workers: bind to the first `threads` cores
         os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", "0" if args.threads == 1 else f"0-{args.threads - 1}")
 
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), "unknown CPU")
-    print(f"{cpu}, {os.cpu_count()} cores, native bf16: {'yes' if cpu_supports_bf16() else 'no (AVX2 only: auto = float32)'}; "
+    print(f"{cpu_description()}, {os.cpu_count()} cores, native bf16: {'yes' if cpu_supports_bf16() else 'no (AVX2 only: auto = float32)'}; "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads", flush=True)
     print(f"model {args.model}; exploration: {args.tasks} InterCode-SQL train tasks, {args.strategy}, N={args.rollouts}, "
           f"K={args.k}, max_steps {args.max_steps}, max_new_tokens {args.max_new_tokens}, seed {args.seed}", flush=True)

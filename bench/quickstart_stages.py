@@ -56,15 +56,21 @@ def load() -> str:
 
 def stage_table(run: Path) -> None:
     print(f"stages of {run}")
-    print(f"{'stage':22} {'wall s':>8} {'CPU s':>8} {'load (1 min) at end':>20}")
+    print(f"{'stage':22} {'wall s':>8} {'CPU s':>8} {'load (1 min) at end':>20}  machine")
     total = 0.0
     for marker in sorted((run / "stages").glob("*.json"), key=lambda path: path.stat().st_mtime):
         record = json.loads(marker.read_text())
         total += record.get("seconds", 0.0)
         cpu = record.get("cpu_seconds")
         print(f"{marker.stem:22} {record.get('seconds', 0.0):8.1f} {cpu if cpu is not None else '-':>8} "
-              f"{record.get('load', '-'):>20}")
+              f"{record.get('load', '-'):>20}  {_machine(record.get('machine'))}")
     print(f"{'all stages':22} {total:8.1f}\n")
+
+
+def _machine(machine: dict | None) -> str:
+    if machine is None:  # a marker written before rro recorded where stages ran
+        return "-"
+    return f"{machine['cpu']}, {machine['cores']} cores, native bf16: {'yes' if machine['native_bf16'] else 'no'}"
 
 
 def padding_waste(lengths: list[int], batch: int, rounds: int = 200) -> float:
@@ -129,9 +135,9 @@ def main() -> None:
     args = parser.parse_args()
     sleep_while_waiting()  # as the CLI does, before torch is imported
     quiet_libraries()
-    from rro.policy.hf import cpu_supports_bf16
+    from rro.policy.hf import cpu_description, cpu_supports_bf16
 
-    print(f"CPU: {_cpu_model()}; native bf16: {cpu_supports_bf16()}; cores: {os.cpu_count()}; load now: {load()}\n")
+    print(f"CPU: {cpu_description()}; native bf16: {cpu_supports_bf16()}; cores: {os.cpu_count()}; load now: {load()}\n")
     if args.run:
         stage_table(args.run)
     if not args.data:
@@ -166,16 +172,6 @@ def main() -> None:
         print(f"{row['lever']:50} {wall_rate:7.1f} {cpu_rate:9.1f} "
               f"{wall_rate / (base['tokens'] / base['wall_s']):15.2f} {cpu_rate / (base['tokens'] / base['cpu_s']):6.2f} "
               f"{row['load_after']:>15}")
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
 
 
 if __name__ == "__main__":

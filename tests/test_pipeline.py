@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 import shutil
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 
 from rro.config import ConfigError, PipelineConfig, load_config
 from rro.pipeline import plan, run_pipeline
+from rro.policy.hf import cpu_description, cpu_supports_bf16
 from rro.report import interval, rising_by_third, write_report
 
 TINY_RUN = """
@@ -74,6 +76,9 @@ def test_pipeline_runs_every_stage_once_and_the_report_reads_it(tmp_path, rro_ho
     assert sorted(p.stem for p in (run / "stages").glob("*.json")) == sorted(stages)
     sft_marker = json.loads((run / "stages" / "sft.json").read_text())
     assert sft_marker["seconds"] > 0 and sft_marker["cpu_seconds"] > 0 and sft_marker["load"] >= 0
+    # Where it ran: a resumed run may finish on another machine.
+    assert sft_marker["machine"] == {"cpu": cpu_description(), "cores": os.cpu_count(),
+                                     "native_bf16": cpu_supports_bf16(), "gpu": None}
     # Both strategies start from the one SFT model and are evaluated on the same tasks.
     for strategy in ("fixed", "rising"):
         explored = json.loads((run / strategy / "iter1" / "explore" / "config.json").read_text())

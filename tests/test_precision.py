@@ -46,6 +46,19 @@ def test_unreadable_cpuinfo_means_float32(tmp_path, monkeypatch):
     assert hf.pick_dtype("auto", "cpu") == torch.float32
 
 
+def test_the_cpu_is_described_by_family_and_model(tmp_path, monkeypatch):
+    """Virtual machines name only the vendor line: the family and model tell a Zen 3 from a Zen 4."""
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("".join(f"processor\t: {n}\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 1\n"
+                               f"model name\t: AMD EPYC\nflags\t\t: {AVX2_ONLY}\n\n" for n in range(2)))
+    monkeypatch.setattr(hf, "CPUINFO", cpuinfo)
+    assert hf.cpu_description() == "AMD EPYC (family 25, model 1)"
+    cpuinfo.write_text("processor\t: 0\nmodel name\t: mocked\n")  # no family line (e.g. an ARM kernel's)
+    assert hf.cpu_description() == "mocked"
+    monkeypatch.setattr(hf, "CPUINFO", tmp_path / "missing")
+    assert hf.cpu_description() == "unknown CPU"
+
+
 def test_a_flag_is_matched_whole(cpu):
     cpu("avx2 avx512_bf16x")  # not a flag the kernel lists, but no substring may pass for one
     assert not hf.cpu_supports_bf16()

@@ -10,8 +10,9 @@ compares, say, both anchors of one strategy; its outputs and report rows carry i
 Every stage is one of the ordinary commands (`rro data experts`, `rro sft`, `rro eval`,
 `rro explore`, `rro dpo`) with its own typed config; the pipeline only wires outputs to inputs.
 All stage configs are built before anything runs, so a bad field fails at once, named by its
-table (`sft.learning_rate`). A finished stage leaves `RUN/stages/<name>.json` holding its config:
-a rerun skips it, and refuses to go on if the config changed (outputs downstream would be stale).
+table (`sft.learning_rate`). A finished stage leaves `RUN/stages/<name>.json` holding its config
+and where and how long it ran: a rerun skips it, and refuses to go on if the config changed
+(outputs downstream would be stale).
 Interrupted stages resume through their command's own resumption. Strategies share the experts,
 SFT and SFT evaluation, and explore the same tasks with the same seeds, so they compare paired.
 
@@ -248,6 +249,7 @@ def _run_stages(config: PipelineConfig, stages: list[Stage], methods: list[dict[
     markers = run / "stages"
     markers.mkdir(parents=True, exist_ok=True)
     write_json_atomic(run / "pipeline.json", config.model_dump(mode="json"))
+    machine = this_machine()
     for number, stage in enumerate(stages, 1):
         marker = markers / f"{stage.name}.json"
         wanted = stage.config.model_dump(mode="json")
@@ -266,10 +268,21 @@ def _run_stages(config: PipelineConfig, stages: list[Stage], methods: list[dict[
         # time grows with the load and CPU time much less (bench/quickstart_stages.py prints them).
         write_json_atomic(marker, {"config": wanted, "seconds": round(time.time() - started, 1),
                                    "cpu_seconds": round(time.process_time() - cpu_started, 1),
-                                   "load": round(os.getloadavg()[0], 2)})
+                                   "load": round(os.getloadavg()[0], 2), "machine": machine})
     results = results_record(config, methods)
     write_json_atomic(run / "results.json", results)
     return results
+
+
+def this_machine() -> dict[str, Any]:
+    """Where a stage ran, for its marker: a resumed run may finish on another machine, and machines
+    differ 2-4x in speed and in precision (`auto` is bf16 only on a CPU with native bf16)."""
+    import torch
+
+    from rro.policy.hf import cpu_description, cpu_supports_bf16
+
+    return {"cpu": cpu_description(), "cores": os.cpu_count(), "native_bf16": cpu_supports_bf16(),
+            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
 
 
 def results_record(config: PipelineConfig, methods: list[dict[str, Any]]) -> dict[str, Any]:

@@ -41,6 +41,23 @@ def cpu_flags() -> set[str]:
     return {flag for line in lines if line.startswith("flags") for flag in line.partition(":")[2].split()}
 
 
+def cpu_description() -> str:
+    """The CPU as the kernel names it, with its family and model: virtual machines often name only the
+    vendor line ("AMD EPYC"), and the family and model tell a Zen 3 (AVX2 only) from a Zen 4."""
+    try:
+        lines = CPUINFO.read_text().splitlines()
+    except OSError:
+        return "unknown CPU"
+    fields = {}
+    for line in lines:
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    name = fields.get("model name", "unknown CPU")
+    if "cpu family" in fields and "model" in fields:
+        return f"{name} (family {fields['cpu family']}, model {fields['model']})"
+    return name
+
+
 def cpu_supports_bf16() -> bool:
     """Native bf16 matmuls (AVX-512 BF16 or AMX). Without them (AVX2 only) torch and vLLM emulate bf16:
     a 1024x1024 matmul measured 0.3 GFLOPS against 24 in float32, ~80x slower."""
