@@ -172,6 +172,26 @@ def test_cost_at_matched_tokens_divides_by_exploration_tokens():
     assert lines[3] == "| r | rising | 500000 | 100 | 200 | 23.0 | 3.0 | 6.0 |"
 
 
+def test_the_equal_pairs_arm_is_measured_against_its_own_sft_evaluation():
+    """A run resumed on another machine may retrain SFT there: the arm's rows pair against the arm's
+    own evaluation of its starting model (sft-equal), which itself pairs against the run's sft."""
+    from rro.report import cost_table, paired_table
+
+    rewards = {"sft": {0: 0.0, 1: 100.0, 2: 100.0}, "rising": {0: 100.0, 1: 100.0, 2: 100.0},
+               "sft-equal": {0: 0.0, 1: 0.0, 2: 100.0}, "rising-equal": {0: 0.0, 1: 100.0, 2: 100.0}}
+    lines = paired_table("r", rewards, resamples=100)
+    assert [line.split("|")[2].strip() for line in lines] == ["rising − sft", "sft-equal − sft", "rising-equal − sft-equal"]
+    assert "+33.3" in lines[0] and "-33.3" in lines[1] and "+33.3" in lines[2]
+    row = {"run": "r", "tasks": 3, "ci_low": 0, "ci_high": 0, "success_rate": 0}
+    rows = [{**row, "method": "sft", "avg_reward": 66.7, "generated_tokens": 0, "pairs": 0},
+            {**row, "method": "sft-equal", "avg_reward": 33.3, "generated_tokens": 0, "pairs": 0},
+            {**row, "method": "rising-equal", "avg_reward": 66.7, "generated_tokens": 1_000_000, "pairs": 5}]
+    assert cost_table(rows).splitlines()[2] == "| r | rising-equal | 1000000 | 5 | 5 | 66.7 | 33.4 | 33.4 |"
+    # Without the arm's own evaluation (a run recorded before it existed), METHOD-equal pairs against sft.
+    del rewards["sft-equal"]
+    assert paired_table("r", rewards, resamples=100)[1].split("|")[2].strip() == "rising-equal − sft"
+
+
 def test_bootstrap_interval_brackets_the_mean():
     values = [0.0] * 60 + [100.0] * 40
     low, high = interval(values, resamples=2000)

@@ -119,8 +119,13 @@ def test_the_equal_pairs_arm_trains_every_method_on_the_fewest_pairs(tmp_path, m
                       variants={"ipr": {"strategy": "ipr"}})
     stages, methods = plan(config)
     run = tmp_path / "run"
-    assert [m["method"] for m in methods] == ["sft", "rising", "fixed", "ipr", "rising-equal", "fixed-equal", "ipr-equal"]
+    assert [m["method"] for m in methods] == ["sft", "rising", "fixed", "ipr", "sft-equal", "rising-equal", "fixed-equal",
+                                              "ipr-equal"]
     by_name = {stage.name: stage for stage in stages}
+    # The arm evaluates its starting model again, as eval-sft does, before training anything.
+    arm = [stage.name for stage in stages][-7:]
+    assert arm[0] == "eval-sft-equal" and by_name["eval-sft-equal"].config.model == str(run / "sft")
+    assert by_name["eval-sft-equal"].config.model_dump(exclude={"output"}) == by_name["eval-sft"].config.model_dump(exclude={"output"})
     for name in ("rising", "fixed", "ipr"):
         dpo = by_name[f"dpo-{name}-equal"].config
         assert dpo.model == str(run / "sft")  # from SFT, as the method's own DPO
@@ -139,6 +144,11 @@ def test_the_equal_pairs_arm_trains_every_method_on_the_fewest_pairs(tmp_path, m
     monkeypatch.setattr(rro.pipeline, "train_dpo_stage", lambda dpo_config: trained.append(dpo_config))
     by_name["dpo-rising-equal"].run(by_name["dpo-rising-equal"].config)
     assert trained[0].pairs_sample == 2 and trained[0].output == run / "rising" / "equal" / "dpo"
+
+
+def test_a_variant_may_not_take_an_equal_pairs_arm_name(tmp_path):
+    with pytest.raises(ConfigError, match="METHOD-equal names the equal-pairs arm's methods"):
+        plan(pipeline(tmp_path, strategies=["rising"], equal_pairs=True, variants={"fixed-equal": {"strategy": "fixed"}}))
 
 
 def test_the_equal_pairs_arm_needs_one_iteration(tmp_path):

@@ -29,13 +29,14 @@ README = REPO / "README.md"
 
 
 def paired_differences(results: Path) -> dict[str, tuple[str, str, str]]:
-    """method -> (difference ×100 with its 95% interval, tasks better, tasks worse), from paired.md."""
+    """method -> (difference ×100 with its 95% interval, tasks better, tasks worse), from paired.md:
+    each method against its SFT evaluation (the equal-pairs arm's against `sft-equal`)."""
     rows = {}
     for line in (results / "paired.md").read_text().splitlines():
         cells = [cell.strip() for cell in line.strip("|").split("|")]
-        if len(cells) == 6 and cells[1].endswith(" − sft"):
-            difference = cells[3].replace("-", "−")
-            rows[cells[1].removesuffix(" − sft")] = (difference, cells[4], cells[5])
+        method, _, baseline = cells[1].partition(" − ") if len(cells) == 6 else ("", "", "")
+        if baseline in ("sft", "sft-equal"):
+            rows[method] = (cells[3].replace("-", "−"), cells[4], cells[5])
     return rows
 
 
@@ -89,7 +90,9 @@ def compare_qwen_table() -> str:
     for row in rows:
         method = row["method"]
         if method == "sft":
-            lines.append(f"| sft | – | {_reward(row)} | | – | – | – | | |")
+            arm = by_method.get("sft-equal")  # the equal-pairs arm's own evaluation of its starting model
+            arm_cell = f" arm's SFT: {float(arm['avg_reward']):.1f} " if arm else " "
+            lines.append(f"| sft | – | {_reward(row)} | | – | – | – |{arm_cell}| |")
             continue
         if method.endswith("-equal"):
             continue  # shown in its method's row

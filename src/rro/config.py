@@ -521,7 +521,8 @@ class _PipelineConfig(StrictModel):
     dpo: dict[str, Any] = Field(default_factory=dict, description="`rro dpo` settings.")
     equal_pairs: bool = Field(default=False, description=(
         "Also train every method's DPO on the same number of pairs, the fewest any method found (a seeded "
-        "sample of each method's own pairs), and evaluate it as METHOD-equal: pair quality apart from pair count."))
+        "sample of each method's own pairs), and evaluate it as METHOD-equal: pair quality apart from pair count. "
+        "The arm evaluates its SFT model again first (sft-equal) and is paired against that."))
 
     @model_validator(mode="after")
     def _settings_of_the_env(self):

@@ -19,6 +19,7 @@ SFT and SFT evaluation, and explore the same tasks with the same seeds, so they 
     RUN/experts.jsonl   RUN/sft/   RUN/eval-sft/
     RUN/<strategy or variant>/iter<i>/explore/  .../dpo/  .../eval/
     RUN/<strategy or variant>/equal/dpo/  .../eval/   with equal_pairs: the same pair count for all
+    RUN/eval-sft-equal/  with equal_pairs: the arm's own evaluation of the SFT model it starts from
     RUN/results.json    the methods and where their outputs are (what `rro report` reads)
 """
 
@@ -158,13 +159,22 @@ def _equal_pairs_arm(config: PipelineConfig, tasks: dict[str, Any],
                      explored: list[dict[str, Any]]) -> tuple[list[Stage], list[dict[str, Any]]]:
     """DPO from SFT on the same number of pairs for every method (the fewest any method found, a seeded
     sample of each one's own), then its evaluation: METHOD-equal measures pair quality apart from count.
-    The count is known only once every exploration has finished, so each DPO stage reads it when it runs."""
+    The count is known only once every exploration has finished, so each DPO stage reads it when it runs.
+
+    The arm first evaluates the SFT model it starts from again (`sft-equal`), and its methods are
+    paired against that: on one machine it repeats eval-sft episode for episode (evaluation is
+    greedy and deterministic), but a run that resumed elsewhere retrains SFT there, and on a CPU of
+    another precision (bf16 or float32, `auto`) that is not bit-for-bit the model that explored."""
     if config.iterations != 1:
         raise ConfigError("equal_pairs needs iterations = 1: later iterations explore newer models")
     from rro.evaluate import evaluate
 
     run = Path(config.output)
     pair_files = [Path(method["explore"][0]) / "pairs.jsonl" for method in explored]
+    baseline = run / "eval-sft-equal"
+    stages = [Stage("eval-sft-equal", _stage_config(
+        EvalConfig, "eval", config.eval, {**tasks, "model": str(run / "sft"), "output": baseline}), evaluate)]
+    methods = [{"method": "sft-equal", "equal_pairs": True, "eval": str(baseline), "sft": str(run / "sft")}]
 
     def train_on_equal_count(dpo_config: DpoConfig) -> dict:
         fewest = min(sum(1 for _ in read_jsonl(path)) for path in pair_files)
@@ -173,7 +183,6 @@ def _equal_pairs_arm(config: PipelineConfig, tasks: dict[str, Any],
             return keep_starting_model(dpo_config, "a method found no preference pairs: no equal count to train on")
         return train_dpo_stage(dpo_config.model_copy(update={"pairs_sample": fewest}))
 
-    stages, methods = [], []
     for method, pairs in zip(explored, pair_files):
         name, where = method["method"], run / method["method"] / "equal"
         stages += [
@@ -214,7 +223,7 @@ def _walk_settings(config: ExploreConfig) -> dict[str, Any]:
 
 _METHOD_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]*")
 _STRATEGY_FOLDERS = ("rising", "fixed", "ipr", "outcome")
-_RUN_ENTRIES = ("sft", "eval-sft", "stages", "experts", *_STRATEGY_FOLDERS)  # taken in RUN/
+_RUN_ENTRIES = ("sft", "eval-sft", "eval-sft-equal", "stages", "experts", *_STRATEGY_FOLDERS)  # taken in RUN/
 
 
 def _explorations(config: PipelineConfig) -> list[tuple[str, str, str, dict[str, Any]]]:
@@ -231,6 +240,9 @@ def _explorations(config: PipelineConfig) -> list[tuple[str, str, str, dict[str,
         own_folder = name == variant["strategy"] and name in _STRATEGY_FOLDERS
         if name in config.strategies or (name in _RUN_ENTRIES and not own_folder):
             raise ConfigError(f"[{table}]: {name!r} is already a method or a folder of this run; name the variant apart")
+        if config.equal_pairs and name.endswith("-equal"):
+            raise ConfigError(f"[{table}]: with equal_pairs, METHOD-equal names the equal-pairs arm's methods; "
+                              f"name the variant apart")
         settings = {key: value for key, value in variant.items() if key != "strategy"}
         found.append((name, variant["strategy"], table, {**config.explore, **settings}))
     return found

@@ -22,6 +22,7 @@ from __future__ import annotations
 import csv
 import json
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -219,18 +220,29 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def baseline_of(method: str, methods: Iterable[str]) -> str:
+    """The SFT evaluation a method is measured against: the equal-pairs arm's methods (METHOD-equal)
+    against the arm's own evaluation of its starting model (`sft-equal`, rro.pipeline), the others
+    (and sft-equal itself) against `sft`."""
+    if method.endswith("-equal") and method != "sft-equal" and "sft-equal" in methods:
+        return "sft-equal"
+    return "sft"
+
+
 def cost_table(rows: list[dict[str, Any]]) -> str:
     """Cost at matched tokens: what each method's exploration bought per million tokens it generated
-    (pairs, and test reward above its run's SFT row), so methods that explore at different costs
-    compare on equal compute. Methods that did not explore (SFT) have no row."""
+    (pairs, and test reward above its SFT row, `baseline_of`), so methods that explore at different
+    costs compare on equal compute. Methods that did not explore (SFT) have no row."""
     lines = ["| run | method | exploration tokens | pairs | pairs / M tokens | avg reward ×100 | − SFT "
              "| − SFT / M tokens |", "|---|---|---|---|---|---|---|---|"]
-    sft_reward = {r["run"]: r["avg_reward"] for r in rows if r["method"] == "sft"}
+    sft_rows = {(r["run"], r["method"]): r["avg_reward"] for r in rows if r["method"] in ("sft", "sft-equal")}
     for r in rows:
         if not r["generated_tokens"]:
             continue
         millions = r["generated_tokens"] / 1e6
-        gain = r["avg_reward"] - sft_reward[r["run"]] if r["run"] in sft_reward else None
+        in_run = [method for run, method in sft_rows if run == r["run"]]
+        baseline = sft_rows.get((r["run"], baseline_of(r["method"], in_run)))
+        gain = None if baseline is None else r["avg_reward"] - baseline
         lines.append(f"| {_cell(r['run'])} | {_cell(r['method'])} | {r['generated_tokens']} | {r['pairs']} "
                      f"| {r['pairs'] / millions:.0f} | {r['avg_reward']:.1f} | {_fmt(gain, 1)} "
                      f"| {_fmt(None if gain is None else gain / millions, 1)} |")
@@ -238,12 +250,12 @@ def cost_table(rows: list[dict[str, Any]]) -> str:
 
 
 def paired_table(run: str, rewards: dict[str, dict[int, float]], resamples: int) -> list[str]:
+    """Each method against its SFT evaluation (`baseline_of`), task by task."""
     lines = []
-    baseline = rewards.get("sft")
-    if baseline is None:
-        return lines
     for method, per_task in rewards.items():
-        if method == "sft":
+        baseline_name = baseline_of(method, rewards)
+        baseline = rewards.get(baseline_name)
+        if method == "sft" or baseline is None:
             continue
         common = sorted(set(per_task) & set(baseline))
         differences = [per_task[t] - baseline[t] for t in common]
@@ -252,7 +264,7 @@ def paired_table(run: str, rewards: dict[str, dict[int, float]], resamples: int)
         low, high = interval(differences, resamples)
         better = sum(d > 0 for d in differences)
         worse = sum(d < 0 for d in differences)
-        lines.append(f"| {_cell(run)} | {_cell(method)} − sft | {len(common)} | {np.mean(differences):+.1f} ({low:+.1f} to {high:+.1f}) "
+        lines.append(f"| {_cell(run)} | {_cell(method)} − {baseline_name} | {len(common)} | {np.mean(differences):+.1f} ({low:+.1f} to {high:+.1f}) "
                      f"| {better} | {worse} |")
     return lines
 
