@@ -253,20 +253,36 @@ def paired_table(run: str, rewards: dict[str, dict[int, float]], resamples: int)
     """Each method against its SFT evaluation (`baseline_of`), task by task."""
     lines = []
     for method, per_task in rewards.items():
-        baseline_name = baseline_of(method, rewards)
-        baseline = rewards.get(baseline_name)
-        if method == "sft" or baseline is None:
-            continue
-        common = sorted(set(per_task) & set(baseline))
-        differences = [per_task[t] - baseline[t] for t in common]
-        if not differences:
-            continue
-        low, high = interval(differences, resamples)
-        better = sum(d > 0 for d in differences)
-        worse = sum(d < 0 for d in differences)
-        lines.append(f"| {_cell(run)} | {_cell(method)} − {baseline_name} | {len(common)} | {np.mean(differences):+.1f} ({low:+.1f} to {high:+.1f}) "
-                     f"| {better} | {worse} |")
+        baseline = baseline_of(method, rewards)
+        if method != "sft" and baseline in rewards:
+            lines += _paired_row(run, method, baseline, rewards, resamples)
     return lines
+
+
+def rro_against_baselines(run: str, methods: list[dict[str, Any]], rewards: dict[str, dict[int, float]],
+                          resamples: int) -> list[str]:
+    """Each RRO method (strategy rising) against each other exploring method of its arm (the
+    equal-pairs arm's against the arm's), task by task: RRO's claim is a reward at least level
+    with theirs at a lower cost."""
+    explored = [m for m in methods if m.get("strategy") and m["method"] in rewards]
+    lines = []
+    for rro in (m for m in explored if m["strategy"] == "rising"):
+        for other in explored:
+            if other["strategy"] != "rising" and other.get("equal_pairs", False) == rro.get("equal_pairs", False):
+                lines += _paired_row(run, rro["method"], other["method"], rewards, resamples)
+    return lines
+
+
+def _paired_row(run: str, method: str, baseline: str, rewards: dict[str, dict[int, float]], resamples: int) -> list[str]:
+    """`method − baseline` over their common tasks: mean ×100, 95% bootstrap interval, tasks better and worse."""
+    common = sorted(set(rewards[method]) & set(rewards[baseline]))
+    differences = [rewards[method][t] - rewards[baseline][t] for t in common]
+    if not differences:
+        return []
+    low, high = interval(differences, resamples)
+    better, worse = sum(d > 0 for d in differences), sum(d < 0 for d in differences)
+    return [f"| {_cell(run)} | {_cell(method)} − {_cell(baseline)} | {len(common)} "
+            f"| {np.mean(differences):+.1f} ({low:+.1f} to {high:+.1f}) | {better} | {worse} |"]
 
 
 def _plots(out: Path, rows: list[dict[str, Any]], explorations: dict[str, dict[str, Any]]) -> None:
@@ -330,11 +346,12 @@ def write_report(runs: list[Path], out: Path, resamples: int = 2000) -> str:
 
 
 def _write_report(named_results: list[tuple[str, dict[str, Any]]], out: Path, resamples: int) -> str:
-    rows, paired, explorations = [], [], {}
+    rows, paired, between, explorations = [], [], [], {}
     for run_name, results in named_results:
         run_rows, rewards, run_explorations = method_rows(run_name, results, resamples)
         rows += run_rows
         paired += paired_table(run_name, rewards, resamples)
+        between += rro_against_baselines(run_name, results["methods"], rewards, resamples)
         prefix = f"{run_name}/" if len(named_results) > 1 else ""
         explorations.update({prefix + name: block for name, block in run_explorations.items()})
     table = markdown_table(rows)
@@ -345,11 +362,12 @@ def _write_report(named_results: list[tuple[str, dict[str, Any]]], out: Path, re
         writer = csv.DictWriter(handle, fieldnames=COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
-    paired_lines = ["| run | difference | tasks | mean ×100 (95% CI) | tasks better | tasks worse |",
-                    "|---|---|---|---|---|---|", *paired]
+    header = ["| run | difference | tasks | mean ×100 (95% CI) | tasks better | tasks worse |", "|---|---|---|---|---|---|"]
+    # Each method against SFT, then RRO against each baseline of its arm (one table: the same columns).
+    paired_lines = [*header, *paired, *between]
     (out / "paired.md").write_text("\n".join(paired_lines) + "\n")
     tables = {"results": ("Results", table),
-              "paired": ("Paired differences with SFT", "\n".join(paired_lines)),
+              "paired": ("Paired differences: with SFT, and RRO with each baseline", "\n".join(paired_lines)),
               "cost": ("Cost at matched tokens", cost_table(rows)),
               "steps": ("Where each rule's candidates went", steps_table(explorations))}
     for table_id in ("cost", "steps"):
