@@ -252,7 +252,7 @@ def cost_table(rows: list[dict[str, Any]]) -> str:
 def paired_table(run: str, rewards: dict[str, dict[int, float]], resamples: int) -> list[str]:
     """Each method against its SFT evaluation (`baseline_of`), task by task."""
     lines = []
-    for method, per_task in rewards.items():
+    for method in rewards:
         baseline = baseline_of(method, rewards)
         if method != "sft" and baseline in rewards:
             lines += _paired_row(run, method, baseline, rewards, resamples)

@@ -32,24 +32,24 @@ STOP_STRINGS = ["\nObservation:"]
 CPUINFO = Path("/proc/cpuinfo")
 
 
+def _cpuinfo_lines() -> list[str]:
+    """/proc/cpuinfo's lines, none where it cannot be read (not Linux, or a sandbox without /proc)."""
+    try:
+        return CPUINFO.read_text().splitlines()
+    except OSError:
+        return []
+
+
 def cpu_flags() -> set[str]:
     """The CPU's feature flags as the kernel lists them (empty where /proc/cpuinfo cannot be read)."""
-    try:
-        lines = CPUINFO.read_text().splitlines()
-    except OSError:
-        return set()
-    return {flag for line in lines if line.startswith("flags") for flag in line.partition(":")[2].split()}
+    return {flag for line in _cpuinfo_lines() if line.startswith("flags") for flag in line.partition(":")[2].split()}
 
 
 def cpu_description() -> str:
     """The CPU as the kernel names it, with its family and model: virtual machines often name only the
     vendor line ("AMD EPYC"), and the family and model tell a Zen 3 (AVX2 only) from a Zen 4."""
-    try:
-        lines = CPUINFO.read_text().splitlines()
-    except OSError:
-        return "unknown CPU"
     fields = {}
-    for line in lines:
+    for line in _cpuinfo_lines():
         key, _, value = line.partition(":")
         fields.setdefault(key.strip(), value.strip())
     name = fields.get("model name", "unknown CPU")
