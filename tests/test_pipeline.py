@@ -247,10 +247,11 @@ def test_a_finished_stage_is_judged_on_what_it_produces():
     saved = config.model_dump(mode="json")
     assert _same_settings(saved, config)
     # Another environment's settings (a plug-in's, since uninstalled or never used here) and where the
-    # stage ran (workers, a shared database server) do not count; a setting rro gained since, at its
-    # default, does not either.
+    # stage ran (workers, a shared database server, the share of its memory vLLM took) do not count; a
+    # setting rro gained since, at its default, does not either.
     assert _same_settings({**saved, "width": 6, "hints": True}, config)
     assert _same_settings({**saved, "workers": 4, "ray_address": "10.0.0.1:6379", "mariadb_host": "db"}, config)
+    assert _same_settings({**saved, "gpu_memory_utilization": 0.15}, config)
     assert _same_settings({k: v for k, v in saved.items() if k != "max_steps"}, config)
     assert not _same_settings({**saved, "limit": 4}, config)
     assert not _same_settings({**saved, "scheme": "by-db"}, config)

@@ -34,7 +34,8 @@ class ConfigError(ValueError):
 # What a setting is to a run's identity, declared on the field (`json_schema_extra`). A setting
 # without a mark identifies the run: an output folder is resumed, a finished pipeline stage skipped
 # and a recording replayed only with the same value (`run_identity`). Marked ones do not, or less:
-#   placement   where the run happens (workers, a shared database server): ties nothing;
+#   placement   where the run happens (workers, a shared database server) and how much of that
+#               machine's memory it takes: ties nothing;
 #   resumable   how much runs, in which pieces, on which engine (limit, tasks_per_batch, dtype, the
 #               output folder itself): a folder may be resumed with another value, but a finished
 #               pipeline stage with another value is another stage;
@@ -175,7 +176,9 @@ class PolicyConfig(StrictModel):
         default=None, gt=0.0, le=1.0,
         description="vllm backend: the share of the device's memory vLLM reserves for weights and KV cache "
                     "(on CPU: of the NUMA node's memory). Default 0.9 on a GPU, 0.3 on CPU.",
-        json_schema_extra=RESUMABLE)
+        # Placement: the right share depends on the machine (float32 weights, on a CPU without native
+        # bf16, take twice bf16's), so a run resumed on another machine may need another one.
+        json_schema_extra=PLACEMENT)
     max_model_len: int | None = Field(
         default=None, ge=32,
         description="vllm backend: the longest prompt + completion in tokens; None = the model's context "

@@ -115,9 +115,11 @@ def _start_engine(settings: EngineSettings):
     except Exception as err:  # vLLM raises many kinds; the user needs the reason and the knob
         raise PolicyError(
             f"vLLM could not start {settings.path} (gpu_memory_utilization={memory}, "
-            f"max_model_len={settings.max_model_len}): {err}. On CPU, vLLM reserves that share of the "
-            "NUMA node's memory for the KV cache: lower gpu_memory_utilization if it is refused, "
-            "and lower max_model_len if the model's context does not fit."
+            f"max_model_len={settings.max_model_len}): {err}. On CPU, vLLM takes that share of the "
+            "NUMA node's memory for its own process (the weights: float32 ones, on a CPU without native "
+            "bf16, take twice bf16's) and the KV cache: raise gpu_memory_utilization if no memory is left "
+            "for the KV cache, lower it if the machine has not that much free, and lower max_model_len if "
+            "the model's context does not fit."
         ) from err
 
 
