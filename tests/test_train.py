@@ -10,6 +10,7 @@ import pytest
 from rro.config import ConfigError, DpoConfig, PolicyConfig, SftConfig, load_config
 from rro.train.common import SMOLLM2_TEMPLATE, SMOLLM2_TRAINING_TEMPLATE, TRAIN_RECORD
 from rro.train.dpo import fit_pair, load_pairs
+from rro.train.progress import ELAPSED_FILE
 
 
 @pytest.fixture(scope="module")
@@ -136,10 +137,14 @@ def test_interrupted_sft_resumes_from_its_last_checkpoint(tmp_path, experts_file
                 raise KeyboardInterrupt
 
     trainer, *_ = sft_module.build_trainer(config)
-    trainer.add_callback(Interrupt())
+    trainer.add_callback(Interrupt())  # after rro's clock: the checkpoint's time is saved first
     with pytest.raises(KeyboardInterrupt):
         trainer.train()
-    assert (tmp_path / "sft" / "trainer" / "checkpoint-2").exists()
+    checkpoint = tmp_path / "sft" / "trainer" / "checkpoint-2"
+    assert checkpoint.exists()
+    # The first piece's seconds, as a slower machine would have spent them: the resumed training's
+    # record counts them, so it tells what the model cost, not what its last piece did.
+    (checkpoint / ELAPSED_FILE).write_text(json.dumps({"seconds": 5000.0}))
 
     resumed_from = []
     original = sft_module.last_checkpoint
@@ -147,6 +152,29 @@ def test_interrupted_sft_resumes_from_its_last_checkpoint(tmp_path, experts_file
     record = sft_module.sft(config)
     assert resumed_from[0].endswith("checkpoint-2")
     assert [entry["step"] for entry in record["log_history"] if "loss" in entry] == [1, 2, 3]
+    assert record["resumed_from_step"] == 2 and 5000.0 < record["train_seconds"] < 5000.0 + 600
+    assert "train_seconds_from_step" not in record
+
+
+def test_a_checkpoint_without_its_time_leaves_the_earlier_seconds_unknown(tmp_path, experts_file):
+    from transformers import TrainerCallback
+
+    import rro.train.sft as sft_module
+
+    config = small(SftConfig, data=[experts_file], output=tmp_path / "sft", limit=6)
+
+    class Interrupt(TrainerCallback):
+        def on_save(self, args, state, control, **kwargs):
+            if state.global_step == 2:
+                raise KeyboardInterrupt
+
+    trainer, *_ = sft_module.build_trainer(config)
+    trainer.add_callback(Interrupt())
+    with pytest.raises(KeyboardInterrupt):
+        trainer.train()
+    (tmp_path / "sft" / "trainer" / "checkpoint-2" / ELAPSED_FILE).unlink()  # as an older rro saved it
+    record = sft_module.sft(config)
+    assert record["resumed_from_step"] == 2 and record["train_seconds_from_step"] == 2
 
 
 def test_fit_pair_trims_the_oldest_exchanges_first(tokenizer, conversations):

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import time
 from pathlib import Path
 from typing import Any
 
@@ -179,21 +178,22 @@ def token_count(tokenizer, messages: list[dict]) -> int:
     return len(tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True)["input_ids"])
 
 
-def write_train_record(config: TrainConfig, kind: str, details: dict[str, Any], started: float) -> dict:
-    """Write `rro-train.json` into the finished checkpoint: what it is, how it was made, how long it took."""
+def write_train_record(config: TrainConfig, kind: str, details: dict[str, Any], timing: dict[str, Any]) -> dict:
+    """Write `rro-train.json` into the finished checkpoint: what it is, how it was made, how long it
+    took (`timing`: train_seconds, and for a resumed training where it resumed: rro.train.progress)."""
     record = {
         "kind": kind,
         "config": config.model_dump(mode="json"),
         "base_model": resolve_model(config.model),
         **details,
-        "train_seconds": round(time.time() - started, 1),
+        **timing,
     }
     write_json_atomic(Path(config.output) / TRAIN_RECORD, record)
     return record
 
 
 def save_trained(trainer, tokenizer, config: TrainConfig, kind: str, chat_template: str | None,
-                 details: dict[str, Any], started: float) -> dict:
+                 details: dict[str, Any]) -> dict:
     """Save weights, tokenizer (with its original chat template) and the training record to
     `config.output`; the record goes last, so its presence means the checkpoint is complete."""
     out = Path(config.output)
@@ -203,6 +203,9 @@ def save_trained(trainer, tokenizer, config: TrainConfig, kind: str, chat_templa
     model.save_pretrained(out)
     tokenizer.chat_template = chat_template  # the marked training template stays out of inference
     tokenizer.save_pretrained(out)
-    record = write_train_record(config, kind, {**details, "log_history": trainer.state.log_history}, started)
+    from rro.train.progress import training_time
+
+    record = write_train_record(config, kind, {**details, "log_history": trainer.state.log_history},
+                                training_time(trainer))
     shutil.rmtree(out / "trainer", ignore_errors=True)  # optimizer states: large, and no longer needed
     return record

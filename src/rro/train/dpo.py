@@ -82,8 +82,9 @@ def build_trainer(config: DpoConfig):
     from trl import DPOConfig as TrlDPOConfig
     from trl import DPOTrainer
 
-    from rro.train.progress import show_training_progress
+    from rro.train.progress import show_training_progress, time_training
 
+    started = time.time()
     pairs = load_pairs(config)
     if not pairs:
         raise ValueError("no preference pairs to train on")
@@ -105,6 +106,7 @@ def build_trainer(config: DpoConfig):
     trainer = DPOTrainer(model=model, args=args, train_dataset=Dataset.from_list(kept), processing_class=tokenizer,
                          peft_config=lora_config(config))
     show_training_progress(trainer, "dpo")
+    time_training(trainer, started)
     keep_tensorboard_logs(trainer, config)
     return trainer, tokenizer, {"records": len(kept), "left_out_too_long": len(pairs) - len(kept), "trimmed": trimmed}
 
@@ -121,14 +123,13 @@ def _dpo(config: DpoConfig) -> dict:
 
     if (record := finished_training(config)) is not None:
         return record
-    started = time.time()
     trainer, tokenizer, details = build_trainer(config)
     try:
         result = trainer.train(resume_from_checkpoint=last_checkpoint(Path(config.output) / "trainer"))
     finally:
         stop_training_progress(trainer)
     return save_trained(trainer, tokenizer, config, "dpo", tokenizer.chat_template,
-                        {**details, "metrics": result.metrics}, started)
+                        {**details, "metrics": result.metrics})
 
 
 def keep_starting_model(config: DpoConfig, reason: str) -> dict:
@@ -142,5 +143,6 @@ def keep_starting_model(config: DpoConfig, reason: str) -> dict:
         out = Path(config.output)
         model.save_pretrained(out)
         tokenizer.save_pretrained(out)
-        return write_train_record(config, "dpo", {"records": 0, "unchanged": reason, "log_history": []}, started)
+        return write_train_record(config, "dpo", {"records": 0, "unchanged": reason, "log_history": []},
+                                  {"train_seconds": round(time.time() - started, 1)})
 

@@ -1,4 +1,5 @@
-"""rro's progress display for a training run, in place of the trainer's tqdm bar and printed dicts.
+"""A training run's progress: rro's display, in place of the trainer's tqdm bar and printed dicts,
+and the clock that times the whole training across interruptions.
 
 transformers' Trainer reports through a callback: a tqdm bar that also writes every log dict
 (`{'loss': '1.234', 'grad_norm': ...}`) as a line, or, with `disable_tqdm`, a printer of the same
@@ -10,10 +11,15 @@ transformers prints it.
 
 from __future__ import annotations
 
+import json
+import time
+from pathlib import Path
+
 from transformers import TrainerCallback
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
 from rro import terminal
+from rro.jsonl import write_json_atomic
 from rro.progress import StageProgress
 
 # Log keys worth a place on the line, and how they are labelled there.
@@ -73,3 +79,52 @@ def stop_training_progress(trainer) -> None:
         if isinstance(callback, TrainingProgress) and callback.progress is not None:
             callback.progress.__exit__(None, None, None)
             callback.progress = None
+
+
+ELAPSED_FILE = "rro-elapsed.json"  # in each resumable checkpoint: the training's seconds up to it
+
+
+class TrainingClock(TrainerCallback):
+    """The training's seconds, earlier pieces of an interrupted training included: each checkpoint
+    records the time spent to reach it, and a training resumed from it starts counting from there,
+    so `rro-train.json` tells what the model cost, not what its last piece did. (Work done after
+    the last checkpoint of an interrupted piece is redone, and counted once.) A checkpoint saved
+    without the record (by an older rro) leaves the earlier time unknown, and the record says so."""
+
+    def __init__(self, started: float):
+        self.started = started  # when this piece began (loading the model included)
+        self.resumed_from_step: int | None = None
+        self.earlier_seconds: float | None = 0.0
+
+    def seconds(self) -> float:
+        return round(time.time() - self.started + (self.earlier_seconds or 0.0), 1)
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if state.global_step:  # resumed: the trainer has loaded the checkpoint's state
+            self.resumed_from_step = state.global_step
+            saved = Path(args.output_dir) / f"checkpoint-{state.global_step}" / ELAPSED_FILE
+            self.earlier_seconds = json.loads(saved.read_text())["seconds"] if saved.exists() else None
+
+    def on_save(self, args, state, control, **kwargs):
+        if self.earlier_seconds is not None:  # an unknown start stays unknown
+            write_json_atomic(Path(args.output_dir) / f"checkpoint-{state.global_step}" / ELAPSED_FILE,
+                              {"seconds": self.seconds()})
+
+    def record(self) -> dict:
+        """The training record's timing: `train_seconds`, and where it resumed and whether the
+        seconds before that are in it."""
+        timing: dict = {"train_seconds": self.seconds()}
+        if self.resumed_from_step is not None:
+            timing["resumed_from_step"] = self.resumed_from_step
+            if self.earlier_seconds is None:
+                timing["train_seconds_from_step"] = self.resumed_from_step
+        return timing
+
+
+def time_training(trainer, started: float) -> None:
+    trainer.add_callback(TrainingClock(started))
+
+
+def training_time(trainer) -> dict:
+    """TrainingClock.record() of `trainer`'s clock."""
+    return next(c for c in trainer.callback_handler.callbacks if isinstance(c, TrainingClock)).record()

@@ -61,8 +61,9 @@ def build_trainer(config: SftConfig):
     from trl import SFTConfig as TrlSFTConfig
     from trl import SFTTrainer
 
-    from rro.train.progress import show_training_progress
+    from rro.train.progress import show_training_progress, time_training
 
+    started = time.time()
     conversations = load_conversations(config)
     work = prepare_output(config)
     model, tokenizer = load_model_and_tokenizer(config)
@@ -81,6 +82,7 @@ def build_trainer(config: SftConfig):
     trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list([{"messages": c} for c in fitting]),
                          processing_class=tokenizer, peft_config=lora_config(config))
     show_training_progress(trainer, "sft")
+    time_training(trainer, started)
     keep_tensorboard_logs(trainer, config)
     return trainer, tokenizer, original_template, {"records": len(fitting), "left_out_too_long": too_long}
 
@@ -97,11 +99,9 @@ def _sft(config: SftConfig) -> dict:
 
     if (record := finished_training(config)) is not None:
         return record
-    started = time.time()
     trainer, tokenizer, original_template, details = build_trainer(config)
     try:
         result = trainer.train(resume_from_checkpoint=last_checkpoint(Path(config.output) / "trainer"))
     finally:
         stop_training_progress(trainer)
-    return save_trained(trainer, tokenizer, config, "sft", original_template, {**details, "metrics": result.metrics},
-                        started)
+    return save_trained(trainer, tokenizer, config, "sft", original_template, {**details, "metrics": result.metrics})
