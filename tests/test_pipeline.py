@@ -292,3 +292,5 @@ def test_the_committed_steps_tables_are_their_records(run):
     quoted = {"compare-large": "| rising | 910 | 3 | 230 (25%) | 680 (75%) | 394 (58%) | 480 (71%) | 590 (87%) | 1.55 |",
               "compare-qwen": "| rising | 459 | 3 | 250 (54%) | 209 (46%) | 117 (56%) | 111 (53%) | 176 (84%) | 1.35 |"}
     assert quoted[run] in steps_table(explorations)
+    # The equal-pairs arm trains on its methods' explorations again: each exploration appears once.
+    assert not [name for name in explorations if name.endswith("-equal")]

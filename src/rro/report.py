@@ -102,7 +102,7 @@ def _train_seconds(folders: list[str]) -> float:
 def method_rows(run_name: str, results: dict[str, Any], resamples: int
                 ) -> tuple[list[dict[str, Any]], dict[str, dict[int, float]], dict[str, Any]]:
     """One row per method of a run (its name and `read_results`), each method's per-task rewards,
-    and its exploration records."""
+    and its exploration records (once per exploration: not again for the equal-pairs arm)."""
     rows, rewards, explorations = [], {}, {}
     for method in results["methods"]:
         per_task = _rewards(Path(method["eval"]))
@@ -132,10 +132,11 @@ def method_rows(run_name: str, results: dict[str, Any], resamples: int
                 # None for a replayed exploration (`replay_from`): nothing ran, so no time was measured.
                 explore_s=None if any(b["wall_seconds"] is None for b in stats) else sum(b["wall_seconds"] for b in stats),
             )
-            walks = [w for folder in method["explore"] for w in read_walks(Path(folder))]
-            max_candidates = max(_json(Path(folder) / "config.json")["max_candidates"] for folder in method["explore"])
-            explorations[method["method"]] = {"histogram": histogram, "walks": walks,
-                                              "candidates": where_candidates_went(walks, max_candidates)}
+            if not method.get("equal_pairs"):  # the equal-pairs arm's methods reuse their explorations: shown once
+                walks = [w for folder in method["explore"] for w in read_walks(Path(folder))]
+                max_candidates = max(_json(Path(folder) / "config.json")["max_candidates"] for folder in method["explore"])
+                explorations[method["method"]] = {"histogram": histogram, "walks": walks,
+                                                  "candidates": where_candidates_went(walks, max_candidates)}
         rows.append(row)
         rewards[method["method"]] = per_task
     return rows, rewards, explorations
