@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 
@@ -124,12 +125,11 @@ def test_sft_saves_an_ordinary_checkpoint_and_a_rerun_is_a_no_op(tmp_path, exper
         sft(config.model_copy(update={"warmup_steps": 0.5}))
 
 
-def test_interrupted_sft_resumes_from_its_last_checkpoint(tmp_path, experts_file, monkeypatch):
+def _sft_interrupted_after_step_2(config: SftConfig):
+    """Train `config` until its checkpoint after step 2 is saved, then interrupt it, as Ctrl-C would."""
     from transformers import TrainerCallback
 
     import rro.train.sft as sft_module
-
-    config = small(SftConfig, data=[experts_file], output=tmp_path / "sft", limit=6)
 
     class Interrupt(TrainerCallback):
         def on_save(self, args, state, control, **kwargs):
@@ -140,8 +140,16 @@ def test_interrupted_sft_resumes_from_its_last_checkpoint(tmp_path, experts_file
     trainer.add_callback(Interrupt())  # after rro's clock: the checkpoint's time is saved first
     with pytest.raises(KeyboardInterrupt):
         trainer.train()
-    checkpoint = tmp_path / "sft" / "trainer" / "checkpoint-2"
-    assert checkpoint.exists()
+    checkpoint = Path(config.output) / "trainer" / "checkpoint-2"
+    assert checkpoint.exists() and (checkpoint / ELAPSED_FILE).exists()
+    return checkpoint
+
+
+def test_interrupted_sft_resumes_from_its_last_checkpoint(tmp_path, experts_file, monkeypatch):
+    import rro.train.sft as sft_module
+
+    config = small(SftConfig, data=[experts_file], output=tmp_path / "sft", limit=6)
+    checkpoint = _sft_interrupted_after_step_2(config)
     # The first piece's seconds, as a slower machine would have spent them: the resumed training's
     # record counts them, so it tells what the model cost, not what its last piece did.
     (checkpoint / ELAPSED_FILE).write_text(json.dumps({"seconds": 5000.0}))
@@ -157,22 +165,10 @@ def test_interrupted_sft_resumes_from_its_last_checkpoint(tmp_path, experts_file
 
 
 def test_a_checkpoint_without_its_time_leaves_the_earlier_seconds_unknown(tmp_path, experts_file):
-    from transformers import TrainerCallback
-
     import rro.train.sft as sft_module
 
     config = small(SftConfig, data=[experts_file], output=tmp_path / "sft", limit=6)
-
-    class Interrupt(TrainerCallback):
-        def on_save(self, args, state, control, **kwargs):
-            if state.global_step == 2:
-                raise KeyboardInterrupt
-
-    trainer, *_ = sft_module.build_trainer(config)
-    trainer.add_callback(Interrupt())
-    with pytest.raises(KeyboardInterrupt):
-        trainer.train()
-    (tmp_path / "sft" / "trainer" / "checkpoint-2" / ELAPSED_FILE).unlink()  # as an older rro saved it
+    (_sft_interrupted_after_step_2(config) / ELAPSED_FILE).unlink()  # as an older rro saved it
     record = sft_module.sft(config)
     assert record["resumed_from_step"] == 2 and record["train_seconds_from_step"] == 2
 

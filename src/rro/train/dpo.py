@@ -138,11 +138,13 @@ def keep_starting_model(config: DpoConfig, reason: str) -> dict:
     with hold_folder(config.output):
         if (record := finished_training(config)) is not None:
             return record
-        started = time.time()
+        from rro.train.progress import TrainingClock
+
+        clock = TrainingClock(time.time())  # the same timing record as a training's
         model, tokenizer = load_model_and_tokenizer(config)
         out = Path(config.output)
         model.save_pretrained(out)
         tokenizer.save_pretrained(out)
         return write_train_record(config, "dpo", {"records": 0, "unchanged": reason, "log_history": []},
-                                  {"train_seconds": round(time.time() - started, 1)})
+                                  clock.record())
 
