@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
@@ -119,6 +120,18 @@ def test_progress_lines_come_at_a_steady_interval_while_nothing_finishes(monkeyp
     assert all(PROGRESS_LINE.match(line) for line in lines), lines
     assert all("0/4 tasks" in line and "ETA" not in line for line in lines[:-1])  # no rate before anything finished
     assert "4/4 tasks" in lines[-1] and "ETA 0:00:00" in lines[-1] and lines[-1].endswith("pairs 3")
+
+
+def test_an_interrupted_stage_prints_no_line_after_the_interruption(monkeypatch):
+    monkeypatch.setenv(INTERVAL_VARIABLE, "60")
+    log = io.StringIO()
+    with pytest.raises(SystemExit):
+        with StageProgress("eval intercode-sql", 200, "tasks", console=Console(file=log)):
+            print("stopped by SIGTERM", file=log)  # what the CLI's handler prints before it raises
+            raise SystemExit(143)
+    lines = log.getvalue().splitlines()
+    assert PROGRESS_LINE.match(lines[0]) and "0/200 tasks" in lines[0]
+    assert lines[1:] == ["stopped by SIGTERM"], lines
 
 
 def test_a_bad_progress_interval_fails_at_once(monkeypatch):

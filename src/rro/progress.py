@@ -104,11 +104,12 @@ class StageProgress:
         if self._bar is not None:
             self._bar.update(self._task, completed=self.completed, figures=self.figures)
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, exc_type, exc, traceback) -> None:
         if self._beat is not None:
             self._stopped.set()
             self._beat.join()
-            self._print_line()
+            if exc_type is None:  # an interrupted stage's last line is why it stopped, not where it was
+                self._print_line()
         if self._bar is not None:
             self._bar.stop()
 
