@@ -6,11 +6,13 @@ Each (checkpoint, strategy, anchor) is one `rro explore` run in its own folder u
 a finished one is read, not run again). With `--replay` the expert anchor costs one run per
 checkpoint: a fixed, expert-anchored recording (OUT/<model>/recording-fixed-expert) from which both
 strategies' points are replayed (rro.explore.replay), on the same candidates and rollouts. Writes OUT/competence.png and OUT/competence.json
-(`rro.report.write_competence_plot`) and prints the points.
+(`rro.report.write_competence_plot`) and prints the points. `--family NAME` labels this sweep's points
+and `--plot-with FILE` plots another sweep's competence.json beside them (its own marker, not joined).
 
     python bench/competence.py --models smollm2-135m runs/sft-1ep runs/sft-2ep --tasks 16 \\
         [--rollouts 3] [--k 5] [--anchor policy expert] [--strategies rising fixed] [--rise-at-max] \\
-        [--hardness easy] [--replay] [--policy-backend hf|vllm] [-o runs/competence]
+        [--hardness easy] [--replay] [--policy-backend hf|vllm] [--family NAME] [--plot-with FILE] \\
+        [-o runs/competence]
 """
 
 from __future__ import annotations
@@ -60,6 +62,9 @@ def main() -> None:
     parser.add_argument("--dtype", default="auto")
     parser.add_argument("--max-model-len", type=int, default=None,
                         help="vllm: the longest prompt + completion (a 32k-context model reserves KV cache for it)")
+    parser.add_argument("--family", default=None, help="label of these checkpoints' points, e.g. the model family")
+    parser.add_argument("--plot-with", nargs="*", type=Path, default=[],
+                        help="competence.json of other sweeps (made with their own --family), plotted with these")
     parser.add_argument("-o", "--output", type=Path, default=Path("runs/competence"))
     args = parser.parse_args()
     quiet_libraries()  # rro's own output only, as the CLI shows it
@@ -93,6 +98,10 @@ def main() -> None:
             else:
                 points += competence_points([folder])
         release_engines()  # one vLLM engine at a time
+    if args.family:
+        points = [{**point, "family": args.family} for point in points]
+    for earlier in args.plot_with:
+        points += json.loads(earlier.read_text())
     print(competence_table(plot_competence(points, args.output)))
     print(f"\n{args.output / 'competence.png'}, {args.output / 'competence.json'}")
 

@@ -246,6 +246,28 @@ def test_competence_points_put_the_cost_of_each_exploration_against_its_mean_v_s
     assert result.exit_code != 0 and "name at least one run directory" in result.output
 
 
+def test_two_sweeps_plot_together_without_joining_their_checkpoints(tmp_path):
+    from rro.report import competence_series, plot_competence
+
+    def point(model, family, strategy, v0):
+        return {"model": model, "family": family, "strategy": strategy, "anchor": "policy", "rise_at_max": True,
+                "mean_v0": v0, "candidates_per_step": 5 - 4 * v0, "rollouts_per_pair": None if v0 == 0 else 10.0,
+                "pairs": 0 if v0 == 0 else 3, "tasks": 8, "rollouts": 40}
+
+    points = [point("small/sft", "small", "rising", 0.7), point("small/base", "small", "rising", 0.0),
+              point("large/base", "large", "rising", 0.3), point("large/sft", "large", "fixed", 0.5),
+              point("small/sft", "small", "fixed", 0.6)]
+    series = competence_series(points)
+    assert list(series) == [("rising, policy anchor, ceiling", "small"), ("rising, policy anchor, ceiling", "large"),
+                            ("fixed, policy anchor, ceiling", "large"), ("fixed, policy anchor, ceiling", "small")]
+    small_rising = series[("rising, policy anchor, ceiling", "small")]
+    assert [p["model"] for p in small_rising] == ["small/base", "small/sft"]  # joined in order of competence
+    assert series[("rising, policy anchor, ceiling", "large")] == [points[2]]  # not joined to the small model's
+    assert plot_competence(points, tmp_path) == points
+    assert json.loads((tmp_path / "competence.json").read_text()) == points
+    assert (tmp_path / "competence.png").stat().st_size > 0
+
+
 def test_expert_anchor_bar_is_exact_under_the_adaptive_budget(tmp_path):
     toy_task("1", {"hi": 1.0, "lo": -1.0, "c": 0.0, "d": 0.0}, expert=["c"])
     candidates = {("1", ()): ["c", "d"], ("1", ("c",)): ["submit"]}

@@ -434,22 +434,39 @@ def plot_competence(points: list[dict[str, Any]], out: Path) -> list[dict[str, A
     return points
 
 
-def _plot_competence(points: list[dict[str, Any]], out: Path) -> None:
-    import matplotlib.pyplot as plt
-
-    (out / "competence.json").write_text(json.dumps(points, indent=2))
-    series: dict[str, list[dict[str, Any]]] = {}
+def competence_series(points: list[dict[str, Any]]) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    """The plot's lines: points of one strategy, anchor and ceiling rule (one colour), and of one model
+    family (one marker; a point's optional "family", e.g. two sweeps plotted together), by mean V(s0).
+    Families are not joined: their checkpoints are not one sequence."""
+    series: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for point in points:
         label = f"{point['strategy']}, {point['anchor']} anchor" + (", ceiling" if point["rise_at_max"] else "") + \
             (" (replayed)" if point.get("replayed") else "")
-        series.setdefault(label, []).append(point)
+        series.setdefault((label, point.get("family", "")), []).append(point)
+    return {key: sorted(members, key=lambda p: p["mean_v0"]) for key, members in series.items()}
+
+
+def _plot_competence(points: list[dict[str, Any]], out: Path) -> None:
+    import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+
+    (out / "competence.json").write_text(json.dumps(points, indent=2))
+    series = competence_series(points)
+    labels = list(dict.fromkeys(label for label, _ in series))
+    families = list(dict.fromkeys(family for _, family in series))
+    colours = {label: f"C{i}" for i, label in enumerate(labels)}
+    markers = {family: "os^Dv"[i % 5] for i, family in enumerate(families)}
     figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4.6))
-    for label, members in series.items():
-        members = sorted(members, key=lambda p: p["mean_v0"])
+    for (label, family), members in series.items():
+        style = {"color": colours[label], "marker": markers[family], "linestyle": "-"}
         xs = [p["mean_v0"] for p in members]
-        left.plot(xs, [p["candidates_per_step"] for p in members], "o-", label=label)
+        left.plot(xs, [p["candidates_per_step"] for p in members], **style)
         with_pairs = [p for p in members if p["rollouts_per_pair"] is not None]  # no pair: no cost per pair
-        right.plot([p["mean_v0"] for p in with_pairs], [p["rollouts_per_pair"] for p in with_pairs], "o-", label=label)
+        right.plot([p["mean_v0"] for p in with_pairs], [p["rollouts_per_pair"] for p in with_pairs], **style)
+    handles = [Line2D([], [], color=colours[label], marker="o", label=label) for label in labels]
+    if len(families) > 1:
+        handles += [Line2D([], [], color="grey", marker=markers[family], linestyle="none", label=family or "other")
+                    for family in families]
     # Checkpoints can share a mean V(s0) (every weak one sits at 0): name each at its first point.
     names = {p["model"]: Path(p["model"]).name for p in points}
     if len(set(names.values())) < len(names):
@@ -463,7 +480,7 @@ def _plot_competence(points: list[dict[str, Any]], out: Path) -> None:
              title="Sampling cost against competence")
     right.set(xlabel="competence: mean V(s0) on the explored tasks", ylabel="rollouts per pair",
               title="Cost of a pair against competence")
-    figure.legend(*left.get_legend_handles_labels(), loc="lower center", ncol=2, fontsize=9)  # off the points
-    figure.tight_layout(rect=(0, 0.02 + 0.05 * ((len(series) + 1) // 2), 1, 1))
+    figure.legend(handles=handles, loc="lower center", ncol=2, fontsize=9)  # off the points
+    figure.tight_layout(rect=(0, 0.02 + 0.05 * ((len(handles) + 1) // 2), 1, 1))
     figure.savefig(out / "competence.png", dpi=120)
     plt.close(figure)
