@@ -282,8 +282,7 @@ def test_where_the_candidates_went():
 
 @pytest.mark.parametrize("run", ["compare-large", "compare-qwen"])
 def test_the_committed_steps_tables_are_their_records(run):
-    """The committed steps.md (quoted in the README) is what the report makes of the committed record
-    (compare-qwen's as far as it has run: its report covers the finished methods)."""
+    """The committed steps.md (quoted in the README) is what the report makes of the committed record."""
     from rro.report import method_rows, read_results, steps_table
 
     results = Path(__file__).parents[1] / "docs" / "results" / run
