@@ -41,7 +41,7 @@ _QUIET_ENVIRONMENT = {
 # Libraries that log through the standard `logging` module; Python prints their WARNING records to
 # stderr when nobody configured logging. (sqlglot logs a warning for SQL it cannot carry over when
 # transpiling an agent's query; the environment answers that query itself, with its own error.)
-_QUIET_LOGGERS = ("trl", "accelerate", "peft", "sqlglot", "datasets", "transformers", "huggingface_hub")
+_QUIET_LOGGERS = ("trl", "accelerate", "peft", "sqlglot", "datasets", "transformers", "huggingface_hub", "vllm")
 
 # Deprecation notices addressed to the libraries' authors, not to rro's users: (message regex, category).
 _SILENCED_WARNINGS = (
